@@ -43,6 +43,28 @@ describe("cairn runs, show and report", () => {
     expect((await cairn(["runs", "--experiment", "named"], { cwd })).stdout).toContain("named");
   }, 60_000);
 
+  it("report of a map's item or a sweep's trial names the flow run at the top, not the map's or sweep's run (itself refused the same way)", async () => {
+    // Before: "got task run <item> of flow run <map's run>. Run cairn report <map's run>", which then said the same one level up.
+    const cwd = await tmp();
+    const ran = await cairn(["run", join(repo, "test/cli/fixtures/show-items.flow.ts"), "--json"], { cwd });
+    const flowRunId = (JSON.parse(ran.stdout.split("\n")[0]!) as { runId: string }).runId;
+    const shown = JSON.parse((await cairn(["show", flowRunId, "--json"], { cwd })).stdout) as { tasks: { runId: string; name: string; tags: Record<string, string> }[] };
+    const run = (name: string) => shown.tasks.find((t) => t.name === name) ?? expect.fail(`no run ${name} in ${shown.tasks.map((t) => t.name).join(", ")}`);
+    const map = run("item");
+    const item = run("item[3]");
+    const sweep = run("trial");
+    const trial = shown.tasks.find((t) => t.tags["cairn.parent_node"] === sweep.tags["cairn.node_id"]) ?? expect.fail("no trial run");
+    for (const [asked, said] of [
+      [item, `item run ${item.runId} ("item[3]") of map run ${map.runId} ("item") of flow run ${flowRunId}`],
+      [trial, `trial run ${trial.runId} ("${trial.name}") of sweep run ${sweep.runId} ("trial") of flow run ${flowRunId}`],
+      [map, `task run ${map.runId} ("item") of flow run ${flowRunId}`],
+    ] as const) {
+      const r = await cairn(["report", asked.runId], { cwd });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`Expected a flow run, got ${said}. Run \`cairn report ${flowRunId}\`.`);
+    }
+  });
+
   it("show --json writes NaN and ±Infinity metrics as strings, as MLflow's API does, not as null", async () => {
     const cwd = await tmp();
     await writeFile(

@@ -39,6 +39,8 @@ import {
   booleanFromEnv,
   closestName,
   describeAbandonedRuns,
+  describeRunPlace,
+  flowRunOf,
   DURATION_TAG,
   KIND_TAG,
   startedNoAttempt,
@@ -1933,7 +1935,9 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
     });
   }
   if (run.parentRunId !== undefined) {
-    throw new UsageError(`Expected a flow run, got task run ${run.runId} ("${run.name}") of flow run ${run.parentRunId}. Run \`cairn report ${run.parentRunId}\`.`);
+    // Named at the top: an item's or a trial's parent is its map's or sweep's run, itself no flow run.
+    const place = await flowRunOf(tracker, run);
+    throw new UsageError(`Expected a flow run, got ${describeRunPlace(run, place)}. Run \`cairn report ${place.flowRunId}\`.`);
   }
   const { buildReport } = await import("@cairn/report");
   // The cache entries say what changed for the tasks that missed; without the store a miss is said plainly.

@@ -107,6 +107,7 @@ export { readSentStop, type SentStop } from "./pipeline/stop.ts";
 export { runDispatchedTask, type DispatchedRunSettings } from "./pipeline/run-dispatched.ts";
 export { largeOutputsFromEnv, type LargeOutputs } from "./pipeline/large-output.ts";
 export { ABANDONED_COPIED_TAGS, closeAbandonedRuns, describeAbandonedRuns } from "./tracking/abandoned-runs.ts";
+export { describeRunPlace, flowRunOf, type RunPlace } from "./tracking/flow-run-of.ts";
 // The MLflow tracker is in @cairn/mlflow; "@cairn/mlflow/register" plugs it into resolveTracker.
 // The tracker compliance suite (a vitest suite) is at "@cairn/core/testing", so that flows never load vitest (BENCHMARKS.md).
 

@@ -44,6 +44,8 @@ import {
   type Tracker,
   skippedWhy,
   sourceRunsOfHits,
+  describeRunPlace,
+  flowRunOf,
 } from "@cairn/core";
 import { ReportRunError } from "./errors.ts";
 
@@ -190,10 +192,9 @@ export async function readReportData(tracker: Tracker, runId: string, options: R
   const flowRun = options.flowRun?.runId === runId ? options.flowRun : await tracker.getRun(runId);
   if (!flowRun) throw new ReportRunError(`No run ${runId} in ${tracker.uri}. List flow runs with \`cairn runs\`.`, runId);
   if (flowRun.parentRunId !== undefined) {
-    throw new ReportRunError(
-      `Run ${runId} is a task run ("${flowRun.name}") of flow run ${flowRun.parentRunId}: a report is of a flow run. Run \`cairn report ${flowRun.parentRunId}\`.`,
-      runId,
-    );
+    // Named at the top: an item's or a trial's parent is its map's or sweep's run, itself no flow run.
+    const place = await flowRunOf(tracker, flowRun);
+    throw new ReportRunError(`Expected a flow run, got ${describeRunPlace(flowRun, place)}: a report is of a flow run. Run \`cairn report ${place.flowRunId}\`.`, runId);
   }
   const experimentId = flowRun.experimentId;
   const hits = options.hits ? groupByParent(options.hits) : undefined;

@@ -331,7 +331,7 @@ describe("the report's data, read from the record", () => {
   it("refuses a task run and a run that does not exist, saying which flow run to ask for", async () => {
     const tracker = new LocalStore({ root });
     const taskRun = byId(second, "prepare").runId;
-    await expect(readReportData(tracker, taskRun)).rejects.toSatisfy((e: unknown) => ReportRunError.is(e) && (e as Error).message.includes(`cairn report ${secondRunId}`));
+    await expect(readReportData(tracker, taskRun)).rejects.toSatisfy((e: unknown) => ReportRunError.is(e) && (e as Error).message.includes(`Expected a flow run, got task run ${taskRun} ("prepare") of flow run ${secondRunId}: a report is of a flow run. Run \`cairn report ${secondRunId}\``));
     await expect(readReportData(tracker, "0".repeat(32))).rejects.toThrow(/No run 0{32} in .*cairn runs/);
   });
 
