@@ -54,6 +54,46 @@ describe("--root that is not a folder Cairn can use: exit 2 naming it, before th
   }, 30_000);
 });
 
+describe("--root that does not exist, given to a command that reads: exit 2 naming it, not an empty history", () => {
+  // Before: `cairn runs --root ./.cairnn` said "No flow runs yet in .../.cairnn." and `cache ls`
+  // "The cache at ... is empty.", exit 0: a typo read as a project with no runs.
+  let cwd: string;
+  beforeAll(async () => {
+    cwd = await tmp("cairn-cli-root-missing-");
+    expect((await cairn(["run", ok], { cwd })).code).toBe(0);
+  });
+
+  it.each([
+    ["runs", ["runs"], "runs"],
+    ["show", ["show", "0123abcd"], "runs"],
+    ["report", ["report"], "runs"],
+    ["cache ls", ["cache", "ls"], "cache entries"],
+    ["explain", ["explain", ok, "double"], "cache entries or runs"],
+    ["runs prune", ["runs", "prune", "--older-than", "1d"], "runs or local copies"],
+    ["runs prune --dry-run", ["runs", "prune", "--older-than", "1d", "--dry-run"], "runs or local copies"],
+  ])("cairn %s --root ./.cairnn", async (_, args, reads) => {
+    const r = await cairn([...args, "--root", "./.cairnn"], { cwd });
+    expect(r.stderr).toContain(
+      `UsageError: Expected --root to name the folder a run used (the one that holds its cache/ and experiments/), got "./.cairnn": ${join(cwd, ".cairnn")} does not exist, so there are no ${reads} there. ` +
+        "cd to the project folder and leave --root out for its .cairn, or pass --root the folder a run was given (cairn run --root DIR).",
+    );
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(existsSync(join(cwd, ".cairnn"))).toBe(false);
+  });
+
+  it("the default .cairn may be missing (a project with no run yet), and plan takes a --root a first run will make", async () => {
+    const empty = await tmp("cairn-cli-root-none-");
+    const runs = await cairn(["runs"], { cwd: empty });
+    expect(runs.code, runs.stderr).toBe(0);
+    expect(runs.stdout).toMatch(/^No flow runs yet in /);
+    const plan = await cairn(["plan", ok, "--root", "./state"], { cwd: empty });
+    expect(plan.code, plan.stderr).toBe(0);
+    // The folder that is there reads as before.
+    expect((await cairn(["runs", "--root", ".cairn"], { cwd })).code).toBe(0);
+  });
+});
+
 describe("cairn run --root: checked before the flow is loaded", () => {
   // run() checked it once the flow had loaded: a broken flow file was said first, and the flow's module code ran.
   it("a bad --root is said before a broken flow file", async () => {

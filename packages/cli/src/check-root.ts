@@ -22,6 +22,27 @@ export async function checkRoot(given: string | undefined, use: RootUse): Promis
   throw new UsageError(rootRefusal({ given, root, use, why }, "--root"));
 }
 
+/**
+ * `--root DIR` of a command that only reads what runs left there (`runs`, `show`, `report`,
+ * `cache ls`, `explain`, `runs prune`), checked as {@link checkRoot} does, and refused when it does
+ * not exist: a typo (`--root ./.cairnn`) listed "No flow runs yet" or an empty cache, exit 0, as an
+ * empty history does. `reads` says what the command would have read there ("runs", "cache
+ * entries"). The default `.cairn` (`given` undefined) may be missing: a project with no run yet.
+ */
+export async function checkRootToRead(given: string | undefined, reads: string): Promise<string> {
+  const root = await checkRoot(given, "read");
+  if (given === undefined) return root;
+  const exists = await stat(root).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => error.code !== "ENOENT",
+  );
+  if (exists) return root;
+  throw new UsageError(
+    `Expected --root to name the folder a run used (the one that holds its cache/ and experiments/), got ${JSON.stringify(given)}: ${root} does not exist, so there are no ${reads} there. ` +
+      "cd to the project folder and leave --root out for its .cairn, or pass --root the folder a run was given (cairn run --root DIR).",
+  );
+}
+
 /** A root `cairn run` checked: its absolute path, and how to take back the folders the check made. */
 export interface CheckedRunRoot {
   root: string;

@@ -70,7 +70,7 @@ import {
 } from "@cairn/core";
 import "@cairn/mlflow/register";
 import { createColors } from "./picocolors.ts";
-import { checkRoot, checkRunRootFlag, rootFlagError } from "./check-root.ts";
+import { checkRoot, checkRootToRead, checkRunRootFlag, rootFlagError } from "./check-root.ts";
 import { ERROR_ARTIFACT, errorFileAt, localRunFiles, readErrorFile, shownErrorText } from "./error-file.ts";
 import { findRun, MIN_PREFIX } from "./find-run.ts";
 import { failedTaskFiles, failureSummary, runFilesLine, sameDestination } from "./failure-summary.ts";
@@ -1251,7 +1251,8 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   const [file, taskName] = positionals;
   if (!taskName) throw new UsageError("Expected a flow file and a task: cairn explain FILE TASK.");
   if (positionals.length > 2) throw new UsageError(`Expected one task: cairn explain FILE TASK; got ${positionals.length - 1} (${positionals.slice(1).map((p) => `"${p}"`).join(", ")}). Explain them one at a time.`);
-  if (values.root !== undefined) await checkRoot(values.root, "read");
+  // A --root that is not there (a typo) would explain every task as never run; the cache may be elsewhere (CAIRN_CACHE_URL).
+  if (values.root !== undefined) await (env.CAIRN_CACHE_URL ? checkRoot(values.root, "read") : checkRootToRead(values.root, "cache entries or runs"));
   const flow = await loadFlow(file, { importFlow, usage: "cairn explain flow.ts TASK" });
   const given = await parseParams(flow.definition, values.param ?? []);
   const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...readingOptions(values) });
@@ -1390,7 +1391,8 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
   }
   const olderThanMs = sub !== "prune" || olderThan === undefined ? undefined : parseDuration("--older-than", olderThan);
   const maxSizeBytes = sub !== "prune" || maxSize === undefined ? undefined : parseSize("--max-size", maxSize);
-  const root = await checkRoot(values.root, sub === "ls" ? "read" : "write");
+  // `ls` of a --root that is not there (a typo) is refused, not listed empty; the cache may be elsewhere (CAIRN_CACHE_URL).
+  const root = sub === "ls" && !env.CAIRN_CACHE_URL ? await checkRootToRead(values.root, "cache entries") : await checkRoot(values.root, sub === "ls" ? "read" : "write");
   // With a server, entries are also in each experiment's index, where a run finds a key the store lacks.
   const server = trackingUriOf({ env });
   // Clear and prune reach it before they remove anything: a tracking setting it cannot use, or a
@@ -1571,7 +1573,7 @@ async function runsCommand(args: string[], stdout: Writable, stderr: Writable, e
   );
   if (positionals.length) throw new UsageError(runsArgumentMessage(positionals));
   const limit = values.limit === undefined ? 20 : integerOption("--limit", values.limit, 1, "Give how many runs to list in digits (-n 50), or leave it out for 20.");
-  const tracker = await reachableTracker({ root: await rootToRead(values.root), env });
+  const tracker = await reachableTracker({ root: await rootToRead(values.root, env), env });
   const leftOut: string[] = [];
   const experimentIds = await experimentsOf(tracker, values.experiment, "runs", stderr, leftOut);
   // A run whose file cannot be read is said and left out, not a failure of the whole listing.
@@ -1629,6 +1631,8 @@ async function runsPruneCommand(args: string[], stdout: Writable, stderr: Writab
   const olderThanMs = parseDuration("--older-than", olderThan, "a limit of zero removes every run that has ended. Give a limit above zero: 1h, say, or 30d.");
   const dryRun = values["dry-run"] === true;
   const json = values.json === true;
+  // A --root that is not there (a typo in a cron line) is refused: it would remove nothing, every time, exit 0.
+  if (values.root !== undefined) await checkRootToRead(values.root, "runs or local copies");
   const root = await checkRoot(values.root, dryRun ? "read" : "write");
   // Before the entries are listed: a flow run that ended before this had stored its tasks' entries
   // already (a task's entry is stored before its flow run ends), so the listing names every source it needs.
@@ -1776,7 +1780,7 @@ async function showCommand(args: string[], stdout: Writable, stderr: Writable, e
   const given = positionals[0];
   if (!given) throw new UsageError("Expected a run id: cairn show RUN_ID (see `cairn runs`).");
   if (positionals.length > 1) throw new UsageError(`Expected one run id, got ${positionals.length}: ${positionals.join(" ")}.`);
-  const tracker = await reachableTracker({ root: await rootToRead(values.root), env });
+  const tracker = await reachableTracker({ root: await rootToRead(values.root, env), env });
   let closed = false;
   let run = await findRun(given, {
     tracker,
@@ -1914,7 +1918,7 @@ async function reportCommand(args: string[], stdout: Writable, stderr: Writable,
   );
   if (positionals.length > 1) throw new UsageError(`Expected one run id (or latest), got ${positionals.length}: ${positionals.join(" ")}.`);
   const given = positionals[0] ?? "latest";
-  const root = await rootToRead(values.root);
+  const root = await rootToRead(values.root, env);
   const tracker = await reachableTracker({ root, env });
   let run: RunRecord;
   if (given === "latest") {
@@ -2123,8 +2127,10 @@ function nonFinite(_: string, v: unknown): unknown {
 }
 
 /** The state folder of a command that only reads: `--root`'s, checked, else `.cairn` in the working directory. */
-async function rootToRead(given: string | undefined): Promise<string> {
-  return given === undefined ? resolve(".cairn") : checkRoot(given, "read");
+async function rootToRead(given: string | undefined, env: NodeJS.ProcessEnv): Promise<string> {
+  // With a server, the runs are its own: a --root that is not there holds no runs to miss.
+  if (given === undefined) return resolve(".cairn");
+  return trackingUriOf({ env }) ? checkRoot(given, "read") : checkRootToRead(given, "runs");
 }
 
 /**

@@ -292,7 +292,7 @@ describe("cairn report's errors", () => {
     expect(r.stderr).toContain(`Expected a flow run, got task run ${taskRunId} ("boom") of flow run ${runId}. Run \`cairn report ${runId}\`.`);
     const empty = await cairn(["report", "--root", join(dir, "nothing-here")]);
     expect(empty.code).toBe(2);
-    expect(empty.stderr).toMatch(/Expected a flow run to report on, found none in .*nothing-here.*Run a flow first/);
+    expect(empty.stderr).toMatch(/Expected --root to name the folder a run used .*nothing-here.* does not exist, so there are no runs there\. cd to the project folder/);
     const bad = await cairn(["report", "--root", join(dir, ".cairn"), "--out", join(dir, "no", "such", "folder", "r.html")]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/Cannot write the report to .*r\.html: ENOENT.*Pass --out FILE in a folder you can write to/);
