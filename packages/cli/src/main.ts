@@ -2093,16 +2093,27 @@ function wholeError(text: string, where: string): string {
   return shownErrorText(cutLongLines(text, where), where);
 }
 
-/** The task counters a flow run ends with (README: the flow run's metrics), in the order said. */
+/** The task counters a flow run ends with (README: the flow run's metrics), said by {@link flowCounts}, not among its metrics. */
 const FLOW_COUNTERS = ["cairn.tasks", "cairn.succeeded", "cairn.cached", "cairn.failed", "cairn.cancelled", "cairn.skipped"];
 
-/** `tasks: 5 (1 succeeded, 2 failed, 2 skipped)`: a flow run's counters, those above 0; "" without them. */
+/**
+ * `tasks: 8 (2 succeeded, 3 cached, 1 failed, 2 skipped)`: a flow run's counters (README: the flow
+ * run's metrics), those above 0, as disjoint counts that add up to the total, in the words of
+ * `cairn run`'s summary ("54 tasks: 1 succeeded, 53 cached"); "" without them. `cairn.succeeded`
+ * counts the hits too: said beside `cairn.cached` as recorded, `8 succeeded, 4 cached` read as 12 of 8.
+ */
 function flowCounts(metrics: Record<string, number>): string {
   const total = metrics["cairn.tasks"];
   if (total === undefined) return "";
-  const parts = FLOW_COUNTERS.slice(1)
-    .filter((k) => (metrics[k] ?? 0) > 0)
-    .map((k) => `${metrics[k]} ${k.slice("cairn.".length)}`);
+  const cached = metrics["cairn.cached"] ?? 0;
+  const counts: [string, number][] = [
+    ["succeeded", Math.max(0, (metrics["cairn.succeeded"] ?? 0) - cached)],
+    ["cached", cached],
+    ["failed", metrics["cairn.failed"] ?? 0],
+    ["cancelled", metrics["cairn.cancelled"] ?? 0],
+    ["skipped", metrics["cairn.skipped"] ?? 0],
+  ];
+  const parts = counts.filter(([, n]) => n > 0).map(([what, n]) => `${n} ${what}`);
   return `tasks: ${total}${parts.length ? ` (${parts.join(", ")})` : ""}`;
 }
 
