@@ -19,7 +19,10 @@ describe("flags Cairn does not know, or that lack their value, exit 2 with Cairn
     [["cache", "ls", "--tsk", "a"], /Unknown option '--tsk' for cairn cache ls; did you mean --task\?.* Run `cairn help cache`/],
     [["run", ok, "--experiment"], /Expected a value after `--experiment` \(--experiment NAME\), got none\. Run `cairn help run`/],
     [["run", ok, "--root", "--json"], /Expected a value after `--root` \(--root DIR\), got none: the next argument, `--json`, is a flag\./],
-    [["run", ok, "-c", "-1"], /Expected a value after `-c` \(--concurrency N\), got `-1`, which reads as a flag\. Write --concurrency=-1/],
+    // A negative number is a value, refused with the range the flag takes: told to write --concurrency=-1, a user then got this refusal anyway.
+    [["run", ok, "-c", "-1"], /Expected `--concurrency` to be an integer >= 1, got `-1`\. Give how many tasks run at once in digits \(-c 8\)/],
+    [["runs", "-n", "-1"], /Expected `--limit` to be an integer >= 1, got `-1`\. Give how many runs to list in digits \(-n 50\), or leave it out for 20\./],
+    [["runs", "prune", "--older-than", "-1d"], /--older-than/],
     [["run", ok, "--pool", "gpu=2=3"], /Expected `--pool gpu` to be an integer >= 1, got `2=3`\. Give the pool's limit in digits \(--pool gpu=2\), or leave it out for 1\./],
     [["run", ok, "--pool", "=2"], /Expected --pool NAME=N, got "--pool =2"\./],
     [["run", ok, "--json=yes"], /Expected `--json` alone \(it is a switch and takes no value\), got `--json=yes`\./],

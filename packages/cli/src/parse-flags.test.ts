@@ -44,6 +44,14 @@ describe("parseFlags", () => {
     expect(parseFlags(["--experiment=-nope"], options, context).values.experiment).toBe("-nope");
   });
 
+  it("a negative number after a space is the flag's value, for the command to check against its range: no flag is named by a digit", () => {
+    // Before: "reads as a flag. Write --experiment=-1", which the command then refused for its range anyway (`cairn runs -n -1`).
+    const { values, positionals } = parseFlags(["flow.ts", "--experiment", "-1", "-p", "-2.5d", "--json"], options, context);
+    expect(values).toEqual({ experiment: "-1", param: ["-2.5d"], json: true });
+    expect(positionals).toEqual(["flow.ts"]);
+    expect(messageOf(["--experiment", "-1", "--experiment", "-2"])).toMatch(/^Expected `--experiment` once, got it twice \(`-1`, `-2`\)/);
+  });
+
   it("a value given to a switch is refused", () => {
     expect(messageOf(["--json=yes"])).toMatch(/^Expected `--json` alone \(it is a switch and takes no value\), got `--json=yes`\./);
   });

@@ -38,6 +38,11 @@ export function parseFlags<const O extends FlagOptions>(args: string[], options:
   // The values of each flag given so far: parseArgs keeps the last of a flag given twice without a
   // word, so a wrapper's own `--older-than 1ms` silently overrode the user's `30d`.
   const seen = new Map<string, string[]>();
+  // A value after a space that starts with "-" and a digit (`-n -1`, `--older-than -1d`) is a
+  // value, as no flag is named by a digit: given to the strict parse attached (`--limit=-1`), so
+  // the command refuses it with the range it takes. Told to write `--limit=-1`, a user then got
+  // that refusal anyway.
+  const attached = new Map<number, string>();
   for (const token of tokens) {
     if (token.kind !== "option") continue;
     const spec = Object.hasOwn(options, token.name) ? options[token.name] : undefined;
@@ -56,7 +61,8 @@ export function parseFlags<const O extends FlagOptions>(args: string[], options:
         );
       }
       // parseArgs takes the next argument as the value even when it is a flag: `--experiment --json`.
-      if (!token.inlineValue && token.value.startsWith("-")) {
+      if (!token.inlineValue && /^-\d/.test(token.value)) attached.set(token.index, `${flag}=${token.value}`);
+      else if (!token.inlineValue && token.value.startsWith("-")) {
         throw new UsageError(
           isFlag(token.value, options)
             ? `Expected a value after \`${token.rawName}\` (${form}), got none: the next argument, \`${token.value}\`, is a flag. ${helpHint(context)}`
@@ -85,7 +91,8 @@ export function parseFlags<const O extends FlagOptions>(args: string[], options:
     }
   }
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    const strictArgs = attached.size ? args.flatMap((arg, i) => (attached.has(i) ? [attached.get(i)!] : attached.has(i - 1) ? [] : [arg])) : args;
+    return parseArgs({ args: strictArgs, options, allowPositionals: true, strict: true });
   } catch (error) {
     // The checks above leave parseArgs nothing to refuse; should it still, its words are kept.
     throw new UsageError(`${(error as Error).message}. ${helpHint(context)}`);
