@@ -281,12 +281,12 @@ Options:
       --experiment NAME   Only this experiment's runs. Default: every experiment's
   -n, --limit N           At most N runs. Default: 20
       --json              Print JSON
-      --root DIR          Folder of Cairn's local state. Default: .cairn in the working directory
+      --root DIR          Folder of Cairn's local state, which must exist. Default: .cairn in the working directory
 
 cairn runs prune removes, from the .cairn store, the flow runs that ended more than DURATION ago
 (30m, 12h, 30d, 2w), each with its task runs: their records, logs, artifacts and report pages. It
-keeps a run still RUNNING, and a run a cache entry names as its source (with its flow run): cairn
-cache prune removes entries, and their runs go at the next runs prune. It also removes the copies
+keeps whole a flow run with a run still RUNNING, or with a run a cache entry names as its source:
+cairn cache prune removes entries, and their runs go at the next runs prune. It also removes the copies
 in downloads/ (and, with MLFLOW_TRACKING_URI, in artifacts/) of runs no cache entry names, written
 before DURATION, and the artifact stamps of runs with no files left. On an MLflow server it removes
 no run: those are MLflow's (delete them there, then \`mlflow gc\`).
@@ -338,7 +338,7 @@ in --experiment's.
 Options:
       --json              Print JSON (whole run ids)
       --experiment NAME   Look for a run id prefix in this experiment only
-      --root DIR          Folder of Cairn's local state. Default: .cairn in the working directory`,
+      --root DIR          Folder of Cairn's local state, which must exist. Default: .cairn in the working directory`,
   report: `Usage: cairn report [RUN_ID|latest] [--out FILE] [--open] [--experiment NAME] [--root DIR]
 
 Writes the HTML report of a flow run (default: the latest): its graph coloured by status with the
@@ -352,7 +352,7 @@ Options:
   -o, --out FILE          Where to write it. Default: cairn-report-<first 8 digits of the run id>.html
       --open              Open it in the default browser afterwards
       --experiment NAME   Look for the run (or the latest) in this experiment only
-      --root DIR          Folder of Cairn's local state. Default: .cairn in the working directory`,
+      --root DIR          Folder of Cairn's local state, which must exist. Default: .cairn in the working directory`,
 };
 
 /** The process's output streams whose writes failed, with the first error: what is left to print to them is dropped. */
