@@ -5,7 +5,7 @@ import { join } from "node:path";
 import objectHash from "object-hash";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { canonicalText } from "./hash.ts";
-import { describePath, digestFile, digestFileSync, digestPath, FILES_RECORDED, hashValue, listFolder, sha256 } from "./index.ts";
+import { describeCodeFolder, describePath, digestFile, digestFileSync, digestPath, FILES_RECORDED, hashValue, listFolder, sha256 } from "./index.ts";
 
 let dir: string;
 beforeEach(async () => {
@@ -234,6 +234,25 @@ describe("digestFile / digestPath", () => {
     // Its files are listed one by one up to FILES_RECORDED, then only counted.
     await Promise.all(Array.from({ length: FILES_RECORDED }, (_, i) => writeFile(join(flat, `${i}.txt`), String(i))));
     expect((await describePath(flat, { code: true })).files).toBe(FILES_RECORDED + 1);
+  });
+
+  it("as code, lists what its digest counts: not node_modules/, .git/ or a virtualenv", async () => {
+    const root = join(dir, "listed-code");
+    await mkdir(join(root, "node_modules", "pkg"), { recursive: true });
+    await mkdir(join(root, ".git"));
+    await mkdir(join(root, "env"));
+    await writeFile(join(root, "a.py"), "x = 1\n");
+    await writeFile(join(root, "node_modules", "pkg", "index.js"), "1");
+    await writeFile(join(root, ".git", "HEAD"), "ref");
+    await writeFile(join(root, "env", "pyvenv.cfg"), "home = /usr");
+    const clean = await describePath(root, { code: true });
+    expect(Object.keys(clean.files as Record<string, string>)).toEqual(["a.py"]);
+    const listing = await listFolder(root, { code: true });
+    expect(Object.keys(listing)).toEqual(["a.py"]);
+    // The walk that digests it is its listing too, the same as one taken on its own.
+    expect(await describeCodeFolder(root)).toEqual({ description: clean, listing });
+    // As an artifact's listing, every entry counts.
+    expect(Object.keys(await listFolder(root))).toContain("node_modules/pkg/index.js");
   });
 
   it("follows symlinks to content and records broken or looping links by target", async () => {

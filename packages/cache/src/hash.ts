@@ -290,8 +290,30 @@ export async function describePath(path: string, options: DescribeOptions = {}):
     return { digest: await digestFile(path), sizeBytes: info.size, fileCount: 1, kind: "file" };
   }
   const code = options.code === true;
+  return describeRecords(await walkFolder(path, code), code);
+}
+
+/**
+ * A code folder's {@link describePath} (with `code`), and the {@link listFolder} (with `code`)
+ * of the one walk that found its files, whose stats were taken before any file was read: one walk
+ * where a listing taken before the digest made two. A listing taken after the digest that equals
+ * it says the digest is of the files as listed.
+ */
+export async function describeCodeFolder(path: string): Promise<{ description: PathDescription; listing: FolderListing }> {
+  const records = await walkFolder(path, true);
+  const listing = listingOf(records);
+  return { description: await describeRecords(records, true), listing };
+}
+
+/** The records of a walk of the folder at `path` (see {@link walk}). */
+async function walkFolder(path: string, code: boolean): Promise<FolderRecord[]> {
   const records: FolderRecord[] = [];
   await walk(path, "", [await realpath(path)], records, code);
+  return records;
+}
+
+/** A folder's description from the records of its walk (see {@link describePath}). */
+async function describeRecords(records: FolderRecord[], code: boolean): Promise<PathDescription> {
   // Digest files a few at a time: enough to overlap I/O, few enough open files.
   const files = records.filter((r): r is FileRecord => r.type === "file");
   let next = 0;
@@ -349,11 +371,17 @@ export type FolderListing = Record<string, string>;
  * there so that two files of one size and time swapped by name are seen too: a file system's
  * clock ticks coarsely enough for a task's files to share a time. The change time is there so
  * that an edit whose modification time was set back (`touch -d`, `cp -p` of a file of the same
- * size and time) is seen too: any write, and setting the times, sets it to now.
+ * size and time) is seen too: any write, and setting the times, sets it to now. With `code`, it
+ * leaves out what the code folder's digest leaves out (see {@link DescribeOptions}), so that a
+ * check stats only what the digest counts (not a `node_modules/` in full), and what a run writes
+ * there (`.cairn/`) does not make every later listing differ, which sent each check to read the folder again.
  */
-export async function listFolder(path: string): Promise<FolderListing> {
-  const records: FolderRecord[] = [];
-  await walk(path, "", [await realpath(path)], records);
+export async function listFolder(path: string, options: DescribeOptions = {}): Promise<FolderListing> {
+  return listingOf(await walkFolder(path, options.code === true));
+}
+
+/** The {@link FolderListing} of a walk's records. */
+function listingOf(records: readonly FolderRecord[]): FolderListing {
   // No prototype: a file named `__proto__` is an entry like any other, not a prototype to set.
   const listing: FolderListing = Object.create(null) as FolderListing;
   for (const record of records) listing[record.relative] = record.type === "file" ? `file ${record.stamp}` : record.type === "link" ? `link ${record.target}` : "dir";

@@ -5,7 +5,7 @@
  */
 
 // Hashing
-export { CACHE_SCHEMA_VERSION, describePath, digestFile, digestFileSync, digestPath, hashValue, listFolder, privateDigest, privateDigestAsync, sha256 } from "./hash.ts";
+export { CACHE_SCHEMA_VERSION, describeCodeFolder, describePath, digestFile, digestFileSync, digestPath, hashValue, listFolder, privateDigest, privateDigestAsync, sha256 } from "./hash.ts";
 export type { DescribeOptions, FolderListing, PathDescription } from "./hash.ts";
 export { editedSince, readStamped, readStampedSync } from "./file-stamp.ts";
 export type { ReadFile } from "./file-stamp.ts";

@@ -21,6 +21,7 @@ import {
   DECLARATION_ENTRY,
   SOURCE_CODE_ENTRY,
   completeEntry,
+  describeCodeFolder,
   describePath,
   editedSince,
   formatOwner,
@@ -2231,24 +2232,24 @@ interface CodeRead {
 
 /**
  * A declared code file or folder described as code, with what lets a later check skip reading it
- * again: a file's stat around the read, a folder's listing (its files' stats) when it was the same
- * before and after.
+ * again: a file's stat around the read, a folder's listing (its files' stats, what its digest
+ * leaves out left out) when the walk's and one taken after the digest are the same.
  */
 async function describedCode(path: string): Promise<{ digest: string; files?: Record<string, string> | number; read: CodeRead["read"] }> {
   if (!(await stat(path)).isDirectory()) {
     const read = await readStamped(path, async (p) => (await describePath(p, { code: true })).digest);
     return { digest: read.digest, read };
   }
-  const before = JSON.stringify(await listFolder(path));
-  const described = await describePath(path, { code: true });
-  const after = JSON.stringify(await listFolder(path).catch(() => undefined));
-  return { ...described, read: { digest: described.digest, listing: before === after ? before : undefined } };
+  const { description, listing } = await describeCodeFolder(path);
+  const before = JSON.stringify(listing);
+  const after = JSON.stringify(await listFolder(path, { code: true }).catch(() => undefined));
+  return { ...description, read: { digest: description.digest, listing: before === after ? before : undefined } };
 }
 
 /** Whether a declared code file or folder no longer holds what `read` was read from (see {@link describedCode}). */
 async function codeEditedSince(path: string, read: CodeRead["read"]): Promise<boolean> {
   const digest = async (p: string) => (await describePath(p, { code: true })).digest;
   if ("stamp" in read) return editedSince(path, read, digest);
-  if (read.listing !== undefined && JSON.stringify(await listFolder(path).catch(() => undefined)) === read.listing) return false;
+  if (read.listing !== undefined && JSON.stringify(await listFolder(path, { code: true }).catch(() => undefined)) === read.listing) return false;
   return (await digest(path).catch(() => undefined)) !== read.digest;
 }
