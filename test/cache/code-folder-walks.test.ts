@@ -1,7 +1,8 @@
 /**
  * What checking a `.codeFiles()` folder walks: never what its digest leaves out (`node_modules/`,
- * `.git/`), in the listings that let a hit skip reading the folder too. The folders this process
- * reads the entries of are counted by path (everything else is real).
+ * `.git/`), in the listings that let a hit skip reading the folder too, nor the run's own state
+ * folder when `root` is inside the declared folder, which the run writes while the task runs. The
+ * folders this process reads the entries of are counted by path (everything else is real).
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -99,5 +100,26 @@ describe("checking a .codeFiles() folder", () => {
     expect(code.warnings.filter((w) => w.includes("edited while the task ran"))).toHaveLength(1);
     // Not stored: the next run runs it again.
     expect(statuses((await runCollect(f, { root })).result)).toEqual({ "cf-edit-t": "succeeded" });
+  });
+
+  it("leaves out the run's root inside the declared folder: the task is cached, and the root is never walked", async () => {
+    const dir = await codeFolder(0);
+    // A state folder by any name (not `.cairn`, which is left out by name), as `--root lib/.state` gives.
+    const root = join(dir, ".state");
+    const { calls, f } = codeFlow("cf-root-inside", dir);
+    const first = await runCollect(f, { root });
+    expect(statuses(first.result)).toEqual({ "cf-root-inside-t": "succeeded" });
+    expect(first.warnings.filter((w) => w.includes("changed since the flow was loaded"))).toEqual([]);
+
+    for (let i = 0; i < 2; i++) {
+      walks.length = 0;
+      const again = await runCollect(f, { root });
+      expect(again.warnings.filter((w) => w.includes("changed since the flow was loaded"))).toEqual([]);
+      expect(statuses(again.result)).toEqual({ "cf-root-inside-t": "cached" });
+      // Nothing else of the run walks its root: any walk there would be the code folder's.
+      expect(walksIn(root)).toEqual([]);
+      expect(walksIn(dir)).toEqual([dir, dir, dir]);
+    }
+    expect(calls.n).toBe(1);
   });
 });

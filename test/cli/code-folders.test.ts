@@ -4,6 +4,7 @@
  * interpreter, with bytecode writing on, so that its first run writes `pylib/__pycache__/`) hits on
  * its next run, and a `.DS_Store`, an empty folder or a `.git/` added beside the code change nothing.
  * When a file in the folder does change, `cairn explain` names it, as it names a project's files.
+ * A `--root` inside the declared folder is left out of it: the run writes there while the task runs.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -114,4 +115,49 @@ describe.skipIf(!existsSync(PYTHON))("a folder declared with .codeFiles()", () =
     expect(one.code, one.stderr).toBe(0);
     expect(one.stdout).toContain("file `helpers.py` of code folder `./pylib` changed");
   }, 180_000);
+});
+
+/** A project whose task declares `declared` with `.codeFiles()`, and the code folder `sub/` (one file, and a `node_modules/`). */
+async function rootProject(declared: string): Promise<string> {
+  const cwd = await mkdtemp(join(repo, "test", ".x-code-folder-root-"));
+  made.push(cwd);
+  await mkdir(join(cwd, "sub", "node_modules", "pkg"), { recursive: true });
+  await writeFile(join(cwd, "sub", "a.txt"), "code\n");
+  await writeFile(join(cwd, "sub", "node_modules", "pkg", "index.js"), "module.exports = 1;\n");
+  await writeFile(
+    join(cwd, "flow.ts"),
+    `import { flow, task } from "cairn-dag";\n\nconst t = task("t3").codeFiles(${JSON.stringify(declared)}).run(async () => ({ v: 1 }));\n\nexport default flow("cf3").build(() => ({ v: t({}).v }));\n`,
+  );
+  return cwd;
+}
+
+describe("a --root inside a folder declared with .codeFiles()", () => {
+  for (const [declared, root] of [
+    ["./sub", "sub/.state"],
+    // CI's cache of the state folder (actions/cache of .cache/cairn) in a project declared whole.
+    [".", ".cache/cairn"],
+  ] as const) {
+    it(`is left out of it: .codeFiles("${declared}") with --root ${root} is cached from its second run`, async () => {
+      const cwd = await rootProject(declared);
+      const said: string[] = [];
+      for (const want of ["succeeded", "cached", "cached"]) {
+        const run = await cairnIn(cwd, ["run", "flow.ts", "--json", "--root", root]);
+        expect(run.code, run.stderr).toBe(0);
+        said.push(run.stdout, run.stderr);
+        const last = jsonLines(run.stdout).filter((e) => e.type === "task" && e.task === "t3").at(-1);
+        expect(last?.status, run.stdout).toBe(want);
+      }
+      expect(said.join("\n")).not.toContain("changed since the flow was loaded");
+      expect(said.join("\n")).not.toContain("not recorded");
+      expect(existsSync(join(cwd, root, "cache"))).toBe(true);
+
+      // A file under its node_modules/ edited: still a hit; the code edited: a miss.
+      await writeFile(join(cwd, "sub", "node_modules", "pkg", "index.js"), "module.exports = 2;\n");
+      const nm = await cairnIn(cwd, ["run", "flow.ts", "--json", "--root", root]);
+      expect(jsonLines(nm.stdout).filter((e) => e.type === "task" && e.task === "t3").at(-1)?.status, nm.stdout).toBe("cached");
+      await writeFile(join(cwd, "sub", "a.txt"), "code v2\n");
+      const edited = await cairnIn(cwd, ["run", "flow.ts", "--json", "--root", root]);
+      expect(jsonLines(edited.stdout).filter((e) => e.type === "task" && e.task === "t3").at(-1)?.status, edited.stdout).toBe("succeeded");
+    }, 120_000);
+  }
 });

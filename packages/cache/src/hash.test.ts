@@ -236,21 +236,34 @@ describe("digestFile / digestPath", () => {
     expect((await describePath(flat, { code: true })).files).toBe(FILES_RECORDED + 1);
   });
 
-  it("as code, lists what its digest counts: not node_modules/, .git/ or a virtualenv", async () => {
+  it("as code, lists what its digest counts: not node_modules/, .git/ or a virtualenv, nor a folder left out by path, wherever it is and by a link too", async () => {
     const root = join(dir, "listed-code");
     await mkdir(join(root, "node_modules", "pkg"), { recursive: true });
     await mkdir(join(root, ".git"));
     await mkdir(join(root, "env"));
+    await mkdir(join(root, "deep", ".state", "cache"), { recursive: true });
     await writeFile(join(root, "a.py"), "x = 1\n");
     await writeFile(join(root, "node_modules", "pkg", "index.js"), "1");
     await writeFile(join(root, ".git", "HEAD"), "ref");
     await writeFile(join(root, "env", "pyvenv.cfg"), "home = /usr");
-    const clean = await describePath(root, { code: true });
+    await writeFile(join(root, "deep", ".state", "cache", "entry.json"), "{}");
+    await symlink("deep/.state", join(root, "state-link"));
+    const state = join(root, "deep", ".state");
+    const clean = await describePath(root, { code: true, leftOut: [state] });
     expect(Object.keys(clean.files as Record<string, string>)).toEqual(["a.py"]);
-    const listing = await listFolder(root, { code: true });
+    const listing = await listFolder(root, { code: true, leftOut: [state] });
     expect(Object.keys(listing)).toEqual(["a.py"]);
     // The walk that digests it is its listing too, the same as one taken on its own.
-    expect(await describeCodeFolder(root)).toEqual({ description: clean, listing });
+    expect(await describeCodeFolder(root, [state])).toEqual({ description: clean, listing });
+    // What a run writes in the folder left out changes neither; without it, it counts.
+    await writeFile(join(state, "cache", "other.json"), "{}");
+    expect(await describePath(root, { code: true, leftOut: [state] })).toEqual(clean);
+    expect(await listFolder(root, { code: true, leftOut: [state] })).toEqual(listing);
+    expect(Object.keys((await describePath(root, { code: true })).files as Record<string, string>)).toContain("deep/.state/cache/other.json");
+    // A folder left out that does not exist (yet), or lies outside the folder, changes nothing.
+    expect((await describePath(root, { code: true, leftOut: [join(dir, "elsewhere"), join(root, "later")] })).digest).toBe(
+      (await describePath(root, { code: true, leftOut: [] })).digest,
+    );
     // As an artifact's listing, every entry counts.
     expect(Object.keys(await listFolder(root))).toContain("node_modules/pkg/index.js");
   });

@@ -2,7 +2,7 @@ import { createHash, hash, scrypt, scryptSync } from "node:crypto";
 import { closeSync, createReadStream, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { lstat, readdir, readFile, readlink, realpath, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type ObjectHash from "object-hash";
 import { isLeftOutName, recordedFiles, VIRTUALENV_MARK } from "./code-folder.ts";
 import { CacheValueError } from "./errors.ts";
@@ -266,6 +266,14 @@ export interface DescribeOptions {
    * @default false
    */
   code?: boolean;
+  /**
+   * With `code`: folders left out wherever the walk meets them, by path (a link to one too), not
+   * by name: where a run writes while the task runs (Cairn's state folder, when `--root` is inside
+   * a code folder: `--root sub/.state` with `.codeFiles("./sub")`). Counted, the run's own writes
+   * changed the digest each run, so the task was never cached. Compared as real paths.
+   * @default []
+   */
+  leftOut?: readonly string[];
 }
 
 /**
@@ -290,7 +298,7 @@ export async function describePath(path: string, options: DescribeOptions = {}):
     return { digest: await digestFile(path), sizeBytes: info.size, fileCount: 1, kind: "file" };
   }
   const code = options.code === true;
-  return describeRecords(await walkFolder(path, code), code);
+  return describeRecords(await walkFolder(path, code, options.leftOut), code);
 }
 
 /**
@@ -299,17 +307,23 @@ export async function describePath(path: string, options: DescribeOptions = {}):
  * where a listing taken before the digest made two. A listing taken after the digest that equals
  * it says the digest is of the files as listed.
  */
-export async function describeCodeFolder(path: string): Promise<{ description: PathDescription; listing: FolderListing }> {
-  const records = await walkFolder(path, true);
+export async function describeCodeFolder(path: string, leftOut: readonly string[] = []): Promise<{ description: PathDescription; listing: FolderListing }> {
+  const records = await walkFolder(path, true, leftOut);
   const listing = listingOf(records);
   return { description: await describeRecords(records, true), listing };
 }
 
 /** The records of a walk of the folder at `path` (see {@link walk}). */
-async function walkFolder(path: string, code: boolean): Promise<FolderRecord[]> {
+async function walkFolder(path: string, code: boolean, leftOut: readonly string[] = []): Promise<FolderRecord[]> {
   const records: FolderRecord[] = [];
-  await walk(path, "", [await realpath(path)], records, code);
+  const skipped = code && leftOut.length ? new Set(await Promise.all(leftOut.map(realPathOf))) : undefined;
+  await walk(path, "", [await realpath(path)], records, code, skipped);
   return records;
+}
+
+/** The real path of `path`, or its absolute path while it does not exist (nothing there to walk yet). */
+async function realPathOf(path: string): Promise<string> {
+  return realpath(path).catch(() => resolve(path));
 }
 
 /** A folder's description from the records of its walk (see {@link describePath}). */
@@ -377,7 +391,7 @@ export type FolderListing = Record<string, string>;
  * there (`.cairn/`) does not make every later listing differ, which sent each check to read the folder again.
  */
 export async function listFolder(path: string, options: DescribeOptions = {}): Promise<FolderListing> {
-  return listingOf(await walkFolder(path, options.code === true));
+  return listingOf(await walkFolder(path, options.code === true, options.leftOut));
 }
 
 /** The {@link FolderListing} of a walk's records. */
@@ -402,9 +416,10 @@ type FolderRecord = FileRecord | { type: "dir"; relative: string } | { type: "li
 /**
  * Adds the records of the folder at `absolute` (`relative` from the walk's root) to `out`. `code`:
  * what a code folder leaves out is left out (by name, whatever it is: a file, a folder or a link;
- * a virtualenv below the root), and no folder is recorded, so that one holding no file counts for nothing.
+ * a virtualenv below the root, and a folder whose real path is in `skipped`), and no folder is
+ * recorded, so that one holding no file counts for nothing.
  */
-async function walk(absolute: string, relative: string, ancestors: string[], out: FolderRecord[], code = false): Promise<void> {
+async function walk(absolute: string, relative: string, ancestors: string[], out: FolderRecord[], code = false, skipped?: ReadonlySet<string>): Promise<void> {
   const dirents = await readdir(absolute, { withFileTypes: true });
   if (code && relative !== "" && dirents.some((d) => d.name === VIRTUALENV_MARK)) return;
   for (const dirent of dirents) {
@@ -426,8 +441,10 @@ async function walk(absolute: string, relative: string, ancestors: string[], out
       }
     }
     if (info.isDirectory()) {
+      const real = await realpath(childAbsolute);
+      if (skipped?.has(real)) continue;
       if (!code) out.push({ type: "dir", relative: childRelative });
-      await walk(childAbsolute, childRelative, [...ancestors, await realpath(childAbsolute)], out, code);
+      await walk(childAbsolute, childRelative, [...ancestors, real], out, code, skipped);
     } else if (info.isFile()) {
       const stamp = `${info.size} ${info.mtimeNs} ${info.ino} ${info.ctimeNs}`;
       out.push({ type: "file", relative: childRelative, absolute: childAbsolute, size: Number(info.size), stamp, digest: "" });

@@ -1,7 +1,7 @@
 import { type BigIntStats, existsSync } from "node:fs";
 import { copyFile, link, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve as resolvePath } from "node:path";
+import { dirname, isAbsolute, join, resolve as resolvePath } from "node:path";
 import {
   type AcquireLeaseOptions,
   type ArtifactRecord,
@@ -700,7 +700,7 @@ export class TaskCache {
       // Each with what its stat said around the read, so that the end of the attempt can ask cheaply whether it is still the code the key counted (codeEdited).
       const described = await Promise.all(
         node.task.codeFiles.map(({ path }) =>
-          describedCode(path).catch((error: unknown) => {
+          describedCode(path, this.writesTo).catch((error: unknown) => {
             throw new CodeFileError(node.id, path, (error as Error).message);
           }),
         ),
@@ -777,10 +777,25 @@ export class TaskCache {
   async codeEdited(node: FlowNode, key: TaskKey): Promise<string[]> {
     const reads = this.codeReads.get(key) ?? [];
     const [declared, own] = await Promise.all([
-      Promise.all(reads.map(async ({ name, path, read }) => ((await codeEditedSince(path, read)) ? [name] : []))),
+      Promise.all(reads.map(async ({ name, path, read }) => ((await codeEditedSince(path, read, this.writesTo)) ? [name] : []))),
       node.task.codeEdited ? node.task.codeEdited(this.scope) : [],
     ]);
     return [...new Set([...own, ...declared.flat()])];
+  }
+
+  /**
+   * Where a run writes while its tasks run, left out by path of every `.codeFiles()` folder that
+   * holds it (see `DescribeOptions.leftOut`): this root (the embedded cache store, the embedded
+   * tracker, the artifacts, the downloads), and when elsewhere the embedded store's folder and a
+   * local tracker's. A root inside a declared folder (`--root sub/.state`, `--root .cache/cairn`
+   * with `.codeFiles(".")`) otherwise changed the folder's digest as the run wrote there, so the
+   * task was never cached.
+   */
+  private get writesTo(): string[] {
+    const folders = [resolvePath(this.workDir)];
+    if (this.store.kind === "embedded") folders.push(resolvePath(this.store.location));
+    if (hasLocalArtifacts(this.tracker) && isAbsolute(this.tracker.uri)) folders.push(this.tracker.uri);
+    return folders;
   }
 
   /** The run's values of the params a task reads (a param the run does not set is left out). */
@@ -2233,23 +2248,24 @@ interface CodeRead {
 /**
  * A declared code file or folder described as code, with what lets a later check skip reading it
  * again: a file's stat around the read, a folder's listing (its files' stats, what its digest
- * leaves out left out) when the walk's and one taken after the digest are the same.
+ * leaves out left out, as is `leftOut`: see {@link TaskCache.writesTo}) when the walk's and one
+ * taken after the digest are the same.
  */
-async function describedCode(path: string): Promise<{ digest: string; files?: Record<string, string> | number; read: CodeRead["read"] }> {
+async function describedCode(path: string, leftOut: readonly string[]): Promise<{ digest: string; files?: Record<string, string> | number; read: CodeRead["read"] }> {
   if (!(await stat(path)).isDirectory()) {
     const read = await readStamped(path, async (p) => (await describePath(p, { code: true })).digest);
     return { digest: read.digest, read };
   }
-  const { description, listing } = await describeCodeFolder(path);
+  const { description, listing } = await describeCodeFolder(path, leftOut);
   const before = JSON.stringify(listing);
-  const after = JSON.stringify(await listFolder(path, { code: true }).catch(() => undefined));
+  const after = JSON.stringify(await listFolder(path, { code: true, leftOut }).catch(() => undefined));
   return { ...description, read: { digest: description.digest, listing: before === after ? before : undefined } };
 }
 
 /** Whether a declared code file or folder no longer holds what `read` was read from (see {@link describedCode}). */
-async function codeEditedSince(path: string, read: CodeRead["read"]): Promise<boolean> {
-  const digest = async (p: string) => (await describePath(p, { code: true })).digest;
+async function codeEditedSince(path: string, read: CodeRead["read"], leftOut: readonly string[]): Promise<boolean> {
+  const digest = async (p: string) => (await describePath(p, { code: true, leftOut })).digest;
   if ("stamp" in read) return editedSince(path, read, digest);
-  if (read.listing !== undefined && JSON.stringify(await listFolder(path, { code: true }).catch(() => undefined)) === read.listing) return false;
+  if (read.listing !== undefined && JSON.stringify(await listFolder(path, { code: true, leftOut }).catch(() => undefined)) === read.listing) return false;
   return (await digest(path).catch(() => undefined)) !== read.digest;
 }
