@@ -13,7 +13,7 @@ import { z } from "zod";
 import { LocalStore, type RunRecord, type Tracker } from "@cairn/core";
 import { MlflowTracker } from "@cairn/mlflow/tracker";
 import { readReportData } from "@cairn/report";
-import { flow, task, type FlowResult, type RunEvent } from "cairn-dag";
+import { flow, map, task, type FlowResult, type RunEvent } from "cairn-dag";
 import { readWithMlflow } from "../packages/mlflow/test/mlflow-read.ts";
 import { cairn } from "./cli/helpers.ts";
 import { type MlflowServer, startMlflowServer } from "../packages/mlflow/test/mlflow-server.ts";
@@ -270,6 +270,71 @@ describe("a task run for every node, in the embedded store", () => {
     const { result } = await runCollect(longParamFlow, { root, cache: false, params: { query: longQuery } });
     const store = new LocalStore({ root });
     await expectLongParamKept(store, result, async (runId, path) => readFile(await store.downloadArtifact(runId, path, await tmp()), "utf8"));
+  });
+
+  it("a long input handed to many tasks is written whole once: the other runs' params point at that run's cairn/inputs.json", async () => {
+    // A 20,000-number table wired into 1,000 map items was written 1,000 times (224 KB each).
+    const table = task("table").run(() => ({ rows: Array.from({ length: 300 }, (_, i) => i * 7) }));
+    const look = task("look")
+      .input<{ x: number; rows: number[]; note: string }>()
+      .run(({ x, rows }) => ({ y: rows[x]! }));
+    const note = "n".repeat(600);
+    const f = flow("long-inputs").build(() => {
+      const t = table();
+      const m = map(look, { over: [1, 2, 3, 4], as: "x", with: { rows: t.rows, note } });
+      return { ys: m.outputs };
+    });
+    const root = await tmp();
+    const { result } = await runCollect(f, { root, cache: false });
+    expect(result.status, JSON.stringify(result.error)).toBe("succeeded");
+    const store = new LocalStore({ root });
+    const mapRun = (await taskRuns(store, result.runId)).get("look")!;
+    const items = (await store.searchRuns({ experimentIds: [mapRun.experimentId], parentRunId: mapRun.runId })).sort((a, b) => a.name.localeCompare(b.name));
+    expect(items.map((r) => r.name)).toEqual(["look[0]", "look[1]", "look[2]", "look[3]"]);
+    const files = await Promise.all(
+      items.map(async (r) => {
+        const path = await store.downloadArtifact(r.runId, "cairn/inputs.json", await tmp()).catch(() => undefined);
+        return path === undefined ? undefined : (JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>);
+      }),
+    );
+    // One item wrote both values whole; the others wrote no file, their params name where the values are.
+    const writers = items.filter((_, i) => files[i] !== undefined);
+    expect(writers).toHaveLength(1);
+    const first = writers[0]!;
+    expect(files[items.indexOf(first)]).toMatchObject({ rows: Array.from({ length: 300 }, (_, i) => i * 7), note });
+    expect(first.params).toMatchObject({ rows: "(too long for a param: see artifact cairn/inputs.json)", note: "(too long for a param: see artifact cairn/inputs.json)" });
+    for (const r of items.filter((r) => r !== first)) {
+      expect(r.params).toMatchObject({
+        rows: `(too long for a param: see input \`rows\` in artifact cairn/inputs.json of run ${first.runId})`,
+        note: `(too long for a param: see input \`note\` in artifact cairn/inputs.json of run ${first.runId})`,
+      });
+      expect(r.params.x).toBe(String(Number(r.name.slice(5, 6)) + 1));
+    }
+  });
+
+  it("a run that needs cairn/inputs.json for a new long value holds a pointer in place of one written before", async () => {
+    const table = task("table").run(() => ({ rows: Array.from({ length: 300 }, (_, i) => i * 7) }));
+    const sum = task("sum")
+      .input<{ rows: number[]; other?: string }>()
+      .run(({ rows }) => ({ n: rows.length }));
+    const other = "o".repeat(700);
+    const f = flow("long-inputs-mixed").build(() => {
+      const t = table();
+      const a = sum({ rows: t.rows }, { id: "first" });
+      return { n: sum({ rows: t.rows, other }, { id: "second", after: [a] }).n };
+    });
+    const root = await tmp();
+    const { result } = await runCollect(f, { root, cache: false });
+    expect(result.status, JSON.stringify(result.error)).toBe("succeeded");
+    const store = new LocalStore({ root });
+    const runs = await taskRuns(store, result.runId);
+    const firstId = runs.get("first")!.runId;
+    const file = JSON.parse(await readFile(await store.downloadArtifact(runs.get("second")!.runId, "cairn/inputs.json", await tmp()), "utf8"));
+    expect(file).toEqual({ rows: { $sameAs: `runs:/${firstId}/cairn/inputs.json`, input: "rows" }, other });
+    expect(runs.get("second")!.params).toEqual({
+      rows: `(too long for a param: see input \`rows\` in artifact cairn/inputs.json of run ${firstId})`,
+      other: "(too long for a param: see artifact cairn/inputs.json)",
+    });
   });
 
   it("a task cannot change its input's param nor detach its run from the flow: refused at the call, the record keeps Cairn's", async () => {

@@ -129,7 +129,7 @@ export async function runTask(scope: PipelineScope, task: PipelineTask, inputs: 
     recorder = new RunRecorder(tracker, runId, secrets);
     if (tracking) {
       // Without a tracker the params would be dropped: do not make them.
-      const inputsFile = logInputs(recorder, inputs, secrets);
+      const inputsFile = logInputs(recorder, inputs, secrets, runId, scope.record.longInputs);
       if (inputsFile) await writeRunFiles(tracker, runId, "cairn", { "inputs.json": inputsFile });
     }
     attempts = { node, inputs, runId, recorder, result, holder: task, keepsResult: tracking || Boolean(scope.cache && task.key), slots: task.slots };

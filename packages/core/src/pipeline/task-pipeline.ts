@@ -16,7 +16,7 @@ import type { TaskInterceptor } from "./intercept.ts";
 import { type LargeOutputs, largeOutputsFromEnv } from "./large-output.ts";
 import { type Lookup, type LookupScope, type LookupTask, lookupTask } from "./lookup.ts";
 import { type PipelineScope, type PipelineTask, RunNotClosed, type TaskOutcome, releaseTask, runTask } from "./run-task.ts";
-import { createGroupRun, finishGroupRun, type GroupSummary, type HitRecords, recordHit, recordUnstarted, type UnstartedOutcome } from "./task-run.ts";
+import { createGroupRun, finishGroupRun, type GroupSummary, type HitRecords, longInputs, recordHit, recordUnstarted, type UnstartedOutcome } from "./task-run.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import type { Flight } from "./single-flight.ts";
 import { RunScope } from "../run/run-scope.ts";
@@ -113,7 +113,7 @@ export class TaskPipeline {
     this.abandonedAttempts = new AbandonedAttempts(warn);
     // A worker passes its own, kept for the flow run across its jobs: one warning per task there, not per job.
     const large = s.largeOutputs !== undefined ? s.largeOutputs : largeOutputsFromEnv(s.env);
-    const record = { tracker: s.tracker, experimentId: s.experimentId, flowRunId: s.flowRunId, flowName: s.flowName, workDir: s.workDir, secrets: s.secrets, ...(s.runTags ? { runTags: s.runTags } : {}) };
+    const record = { tracker: s.tracker, experimentId: s.experimentId, flowRunId: s.flowRunId, flowName: s.flowName, workDir: s.workDir, secrets: s.secrets, longInputs: longInputs(), ...(s.runTags ? { runTags: s.runTags } : {}) };
     this.scope = {
       shared: {
         params: s.params,

@@ -31,6 +31,24 @@ export interface RecordScope {
   readonly secrets: SecretRegistry;
   /** Tags every task run carries, in its create request: MLflow's source tags (`mlflow.source.name`, `mlflow.user`, ...). */
   readonly runTags?: Readonly<Record<string, string>>;
+  /** The long input values already written whole by a task run of this flow run (see logInputs). */
+  readonly longInputs?: LongInputs;
+}
+
+/**
+ * Where each long input value (too long for a param) of a flow run was first written whole: the
+ * task run and input name whose `cairn/inputs.json` holds it. The same value handed to many tasks
+ * (an upstream output wired into a thousand map items, a map's `with:` value) is the same object,
+ * or the same string: written once, its other params point there.
+ */
+export interface LongInputs {
+  readonly objects: WeakMap<object, { runId: string; input: string }>;
+  readonly strings: Map<string, { runId: string; input: string }>;
+}
+
+/** An empty {@link LongInputs}, for one flow run. */
+export function longInputs(): LongInputs {
+  return { objects: new WeakMap(), strings: new Map() };
 }
 
 /** createRun options for the null tracker, which ignores them: no tags object per task. */
@@ -442,11 +460,15 @@ const PARAM_VALUE_LIMIT = 500;
 /**
  * Inputs become params: scalars as they are, artifacts as `runs:/<run>/<path>` URIs,
  * small structured values as JSON. No value is ever cut: when one is too long, its
- * param points at the artifact `cairn/inputs.json`, which holds all inputs whole.
- * Returns that file's content when it is needed.
+ * param points at the artifact `cairn/inputs.json` of `runId`, which holds all inputs whole;
+ * with `written` (the flow run's {@link LongInputs}), a long value an earlier task run of the
+ * flow run wrote whole is not written again: its param names that run and input, and this run's
+ * file, if it needs one for another value, holds `{ "$sameAs": "runs:/<run>/cairn/inputs.json", "input": name }`
+ * in its place. Returns that file's content when it is needed.
  */
-export function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>, secrets: SecretRegistry): string | undefined {
+export function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>, secrets: SecretRegistry, runId?: string, written?: LongInputs): string | undefined {
   let needsFile = false;
+  let file: Record<string, unknown> | undefined;
   for (const key in inputs) {
     const value = inputs[key];
     let text: string;
@@ -456,14 +478,33 @@ export function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>
     else if (isArtifact(value)) text = value.runId ? `runs:/${value.runId}/${value.artifactPath}` : value.path;
     else text = JSON.stringify(value);
     if (text.length > PARAM_VALUE_LIMIT) {
-      needsFile = true;
-      text = "(too long for a param: see artifact cairn/inputs.json)";
+      const seen = written && runId !== undefined ? firstWritten(written, value, { runId, input: key }) : undefined;
+      if (seen) {
+        text = `(too long for a param: see input \`${seen.input}\` in artifact cairn/inputs.json of run ${seen.runId})`;
+        (file ??= { ...inputs })[key] = { $sameAs: `runs:/${seen.runId}/cairn/inputs.json`, input: seen.input };
+      } else {
+        needsFile = true;
+        text = "(too long for a param: see artifact cairn/inputs.json)";
+      }
     }
     // Masked by the recorder: inputs wired from literals, or from a param that carries a secret read from
     // the environment before it was known, may hold one. Masked, not refused: the task did not put it there.
     recorder.inputParam(key, text);
   }
-  return needsFile ? secrets.mask(JSON.stringify(inputs, null, 2)) : undefined;
+  return needsFile ? secrets.mask(JSON.stringify(file ?? inputs, null, 2)) : undefined;
+}
+
+/** Where `value` was first written whole in this flow run, else undefined once it is noted as written by `here`. */
+function firstWritten(written: LongInputs, value: unknown, here: { runId: string; input: string }): { runId: string; input: string } | undefined {
+  if (typeof value === "string") {
+    const seen = written.strings.get(value);
+    if (!seen) written.strings.set(value, here);
+    return seen;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const seen = written.objects.get(value);
+  if (!seen) written.objects.set(value, here);
+  return seen;
 }
 
 /** `Name: message`, cut at {@link ERROR_TAG_LIMIT} characters (fitTag; `where`: where the whole text is). */
