@@ -53,6 +53,17 @@ describe("flags Cairn does not know, or that lack their value, exit 2 with Cairn
   });
 });
 
+describe("cairn run --json=VALUE", () => {
+  // A reader of the events saw an empty stdout: only `--json` itself was read as asking for them.
+  it.each(["--json=yes", "--json=true"])("%s is refused, exit 2, with the one error event on stdout, as any bad flag under --json", async (flag) => {
+    const r = await cairn(["run", ok, flag]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/Expected `--json` alone \(it is a switch and takes no value\)/);
+    const events = r.stdout.trim().split("\n").map((line) => JSON.parse(line) as unknown);
+    expect(events).toEqual([{ type: "error", exitCode: 2, error: { name: "UsageError", message: expect.stringContaining(`got \`${flag}\``) }, time: expect.any(Number) }]);
+  });
+});
+
 describe("cairn help COMMAND", () => {
   it("prints the command's help, as cairn COMMAND --help does", async () => {
     for (const command of ["run", "graph", "show", "cache"]) {

@@ -25,7 +25,8 @@ const STARTING_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"];
 // Flags end at `--`, as main.ts's flagGiven reads them.
 const flags = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
 // Taken now: under --json the run's reporter later sends process.stdout's writes to stderr.
-const writeEvent = args[0] === "run" && flags.includes("--json") ? process.stdout.write.bind(process.stdout) : undefined;
+// `--json=yes` too, as main.ts's jsonAsked reads it: refused later, but its user reads stdout for events.
+const writeEvent = args[0] === "run" && flags.some((arg) => arg === "--json" || arg.startsWith("--json=")) ? process.stdout.write.bind(process.stdout) : undefined;
 function cancelledWhileStarting(signal) {
   const said = `${signal}: cancelled before the run started; nothing was run or recorded.`;
   try {

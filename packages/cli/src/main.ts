@@ -414,7 +414,9 @@ async function dispatch(argv: string[], io: CliIo & Required<Pick<CliIo, "stdout
   const env = io.env ?? process.env;
   const [command, ...rest] = argv;
   // Taken before process.stdout is diverted to stderr (see json-stdout.ts).
-  const errorEvent = command === "run" && flagGiven(rest, "--json") ? errorEventWriter(stdout) : undefined;
+  // `--json=yes` is refused (a switch takes no value), but its user reads stdout for the events:
+  // the refusal is an `error` event there too.
+  const errorEvent = command === "run" && jsonAsked(rest) ? errorEventWriter(stdout) : undefined;
   try {
     if (command === "help" && rest[0] !== undefined) {
       const help = helpOf(rest[0]);
@@ -496,10 +498,13 @@ async function runNamedCommand(command: string, rest: string[], io: CliIo & Requ
   }
 }
 
-/** Whether `flag` is among `args`, before a `--` that ends the flags. */
-function flagGiven(args: readonly string[], flag: string): boolean {
+/**
+ * Whether `--json` is among `args`, before a `--` that ends the flags, alone or given a value
+ * (`--json=yes`, which the flags' parse refuses): either way the caller reads stdout for events.
+ */
+function jsonAsked(args: readonly string[]): boolean {
   const end = args.indexOf("--");
-  return (end < 0 ? args : args.slice(0, end)).includes(flag);
+  return (end < 0 ? args : args.slice(0, end)).some((arg) => arg === "--json" || arg.startsWith("--json="));
 }
 
 /**
