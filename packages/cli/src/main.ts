@@ -757,6 +757,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     throw new UsageError(`Expected --failure-policy to be fail-fast or continue, got "${policy}"${meantOf(policy, ["fail-fast", "continue"])}.`);
   }
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
+  const stillRunningMs = stillRunningFromEnv(io.env);
   // Before the flow loads: a bad --root is cheaper to fix than a broken flow file, and none of the flow's code runs for it.
   const root = values.root;
   const checked =
@@ -782,7 +783,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   const useColor = !json && colorsOn(io.env, io.stdout);
   // Off a terminal (a file, cron's mail, a CI log), the day too: a log appended to daily could not tell days apart.
   const datedLines = (io.stdout as NodeJS.WriteStream).isTTY !== true;
-  const reporter = await createReporter(mode, io.stdout, io.stderr, useColor, flowSize(flow.definition), { datedLines, quiet, recorded: values["no-tracking"] !== true });
+  const reporter = await createReporter(mode, io.stdout, io.stderr, useColor, flowSize(flow.definition), { datedLines, quiet, recorded: values["no-tracking"] !== true, stillRunningMs });
 
   // Loaded only for a queue: BullMQ and its Redis client are not what a run on one machine needs.
   const dispatcher = values.queue !== undefined ? (await import("@cairn/worker")).queueDispatcher(values.queue, { flowFile: positionals[0] }) : undefined;
@@ -2257,6 +2258,26 @@ function heartbeatAge(beatAt: number, now = Date.now()): string {
   const ms = now - beatAt;
   if (ms >= -CLOCK_AHEAD_MARGIN_MS) return `${formatDuration(Math.max(0, ms))} ago`;
   return `recent; its clock is ${formatDuration(-ms)} ahead of this host's`;
+}
+
+/** The default of CAIRN_STILL_RUNNING_MS: under the 10 minutes of silence after which CircleCI and Travis end a job. */
+const STILL_RUNNING_MS = 60_000;
+
+/**
+ * CAIRN_STILL_RUNNING_MS: after how many ms without a printed line the plain lines say which
+ * tasks still run (see PlainOptions.stillRunningMs); 0 never. Unset or empty: the default.
+ */
+function stillRunningFromEnv(env: NodeJS.ProcessEnv): number {
+  const raw = env.CAIRN_STILL_RUNNING_MS;
+  if (raw === undefined || raw === "") return STILL_RUNNING_MS;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || n > 2_147_483_647) {
+    throw new UsageError(
+      `Expected CAIRN_STILL_RUNNING_MS to be an integer from 0 to 2147483647 in digits (ms without output before \`cairn run\` says which tasks still run; 0: never), got ${JSON.stringify(raw)}. ` +
+        `Set it to a number such as 60000, or unset it for the default, ${STILL_RUNNING_MS}.`,
+    );
+  }
+  return n;
 }
 
 /** `raw` as an integer >= `min`; `fix` says what the flag means and its default, for the message. */

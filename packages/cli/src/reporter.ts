@@ -89,6 +89,15 @@ export interface PlainOptions {
    * @default true
    */
   recorded?: boolean;
+  /**
+   * After this many ms in which nothing was printed, one line says which tasks still run and
+   * for how long (`still running: train (5m 00s), fetch (1m 00s)`), and again after as many
+   * more: a CI step that kills a job printing nothing for 10 minutes (CircleCI, Travis) would
+   * kill a task that works without a word, or prints dots without a newline (a line is shown
+   * only once it ends). 0: never. `--quiet` prints it too, for the same reason.
+   * @default 0
+   */
+  stillRunningMs?: number;
 }
 
 /**
@@ -142,10 +151,16 @@ function plainReporter(out: Writable, c: Colors, options: PlainOptions): Reporte
   const style = statusStyle(c);
   const time = options.datedLines ? (t: number) => new Date(t).toISOString() : timeOfDay;
   const whole = wholeErrorAt(options.recorded ?? true);
-  const logs = logLines(out, (task, message) => out.write(`${prefixLines(c.dim(`[${task ?? "flow"}]`), message)}\n`));
+  const still = stillRunning(out, c, time, options.stillRunningMs ?? 0);
+  const write = (text: string) => {
+    still.printed();
+    out.write(text);
+  };
+  const logs = logLines(out, (task, message) => write(`${prefixLines(c.dim(`[${task ?? "flow"}]`), message)}\n`));
   let view: string | undefined;
   return {
     event(e) {
+      still.event(e);
       if (options.quiet && !needsALook(e)) return;
       if (e.type === "log") {
         logs.line(e.task, e.message, e.inLogFile === true);
@@ -158,18 +173,75 @@ function plainReporter(out: Writable, c: Colors, options: PlainOptions): Reporte
           e.heldBy ? heldByOnLine(e.heldBy, e.time) : "",
           e.error ? errorOnLine(e.task, e.error, c, whole) : "",
         ].filter(Boolean);
-        out.write(`${time(e.time)} ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}${extra.length ? `  ${c.dim(extra.join("  "))}` : ""}\n`);
+        write(`${time(e.time)} ${style[e.status](`${SYMBOL[e.status]} ${e.status.padEnd(9)}`)} ${e.task}${extra.length ? `  ${c.dim(extra.join("  "))}` : ""}\n`);
       } else if (e.type === "flow" && e.status === "running") {
-        out.write(`${time(e.time)} flow ${c.bold(e.flow)} started, run ${e.runId}\n`);
-        if (e.url) out.write(`${(view = viewRun(e.flow, e.url, c))}\n`);
+        write(`${time(e.time)} flow ${c.bold(e.flow)} started, run ${e.runId}\n`);
+        if (e.url) write(`${(view = viewRun(e.flow, e.url, c))}\n`);
       }
     },
     finish(result) {
+      still.stop();
       logs.flush();
-      out.write(options.quiet ? `${[`${time(Date.now())} ${flowLine(result, c)}`, ...whyLines(result, c)].join("\n")}\n` : summary(result, c, view, whole));
+      write(options.quiet ? `${[`${time(Date.now())} ${flowLine(result, c)}`, ...whyLines(result, c)].join("\n")}\n` : summary(result, c, view, whole));
     },
     notice(message) {
-      out.write(`${c.yellow(printable(message))}\n`);
+      write(`${c.yellow(printable(message))}\n`);
+    },
+  };
+}
+
+/** Tasks a `still running` line names; the rest are counted. */
+const STILL_RUNNING_NAMES = 10;
+
+/**
+ * The plain lines' `still running` line (see {@link PlainOptions.stillRunningMs}), written to
+ * `out` once nothing was `printed()` for `quietMs`. Tasks are followed from their events; its
+ * clock starts at the flow's `running` event and ends at `stop()`. A function task's own
+ * `console.log` does not pass here: at worst a line comes that its output made needless.
+ */
+function stillRunning(out: Writable, c: Colors, time: (t: number) => string, quietMs: number): { printed(): void; event(e: RunEvent): void; stop(): void } {
+  if (quietMs <= 0) return { printed() {}, event() {}, stop() {} };
+  /** The tasks that run, wait or retry, with when each started. */
+  const active = new Map<string, number>();
+  let flow = "";
+  let flowStart = 0;
+  let lastPrinted = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  // One timer, set again when it fires, rather than one reset at each of a chatty task's lines.
+  const check = () => {
+    const now = Date.now();
+    const left = lastPrinted + quietMs - now;
+    if (left <= 0) {
+      const tasks = [...active].sort(([, a], [, b]) => a - b);
+      const named = tasks.slice(0, STILL_RUNNING_NAMES).map(([task, since]) => `${task} (${formatDuration(now - since)})`);
+      if (tasks.length > named.length) named.push(`and ${tasks.length - named.length} more`);
+      const what = named.length ? named.join(", ") : `no task; flow ${flow} (${formatDuration(now - flowStart)}) is finishing`;
+      lastPrinted = now;
+      out.write(`${time(now)} ${c.dim(`still running: ${what}`)}\n`);
+    }
+    timer = setTimeout(check, left <= 0 ? quietMs : left);
+    // The run keeps the process alive while it runs; this line alone must not.
+    timer.unref();
+  };
+  return {
+    printed() {
+      lastPrinted = Date.now();
+    },
+    event(e) {
+      if (e.type === "flow" && e.status === "running" && timer === undefined) {
+        flow = e.flow;
+        flowStart = e.time;
+        lastPrinted = Date.now();
+        timer = setTimeout(check, quietMs);
+        timer.unref();
+      }
+      if (e.type !== "task") return;
+      if (e.status === "running" || e.status === "retrying" || e.status === "waiting") {
+        if (!active.has(e.task)) active.set(e.task, e.time);
+      } else if (e.status !== "queued") active.delete(e.task);
+    },
+    stop() {
+      clearTimeout(timer);
     },
   };
 }
