@@ -9,8 +9,10 @@
  * `rootRefusal` words for run()'s `root` and, given the flag, for the CLI's `--root`.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { constants } from "node:fs";
+import { access, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { userInfo } from "node:os";
+import { dirname, join, resolve } from "node:path";
 
 /**
  * How a root is used: `make` (a run, a worker) makes it when missing and writes in it; `write`
@@ -41,7 +43,8 @@ export async function rootProblem(root: string, use: RootUse): Promise<string | 
     if (dirname(dir) === dir) break;
     dir = dirname(dir);
   }
-  if (use === "read" || (use === "write" && missing.length)) return undefined;
+  if (use === "write" && missing.length) return undefined;
+  if (use === "read") return missing.length ? undefined : await stateFoldersProblem(root, use);
   // One plain mkdir per missing folder, parents first: bounded, where a recursive one on /proc never ends.
   for (const folder of missing) {
     try {
@@ -59,7 +62,62 @@ export async function rootProblem(root: string, use: RootUse): Promise<string | 
   } finally {
     await rm(probe, { force: true }).catch(() => {});
   }
+  return missing.length ? undefined : await stateFoldersProblem(root, use);
+}
+
+/**
+ * The folders Cairn keeps in a root (relative to it); with `*`, each folder in the one before it
+ * too (an experiment's, a namespace's index). Those that are there are checked, those that are not
+ * are made by the run, under a root that took the probe.
+ */
+const STATE_FOLDERS = ["experiments", "experiments/*", "runs", "live", "artifacts", "downloads", "artifact-stamps", "cache", "cache/entries", "cache/leases", "cache/index", "cache/index/*"];
+
+/**
+ * Why a folder Cairn keeps in `root` cannot be used as `use` needs it (read, or also write), or
+ * undefined. The probe writes in the root alone: a root made by another user under umask 077,
+ * its top folder opened to all afterwards, took it, and its run failed later with exit 1
+ * (`Cannot create experiment ...: EACCES`), as did `cairn plan` (CacheBackendError).
+ */
+async function stateFoldersProblem(root: string, use: RootUse): Promise<string | undefined> {
+  const mode = use === "read" ? constants.R_OK | constants.X_OK : constants.R_OK | constants.W_OK | constants.X_OK;
+  for (const folder of STATE_FOLDERS) {
+    const [parent, star] = folder.endsWith("/*") ? [folder.slice(0, -2), true] : [folder, false];
+    const paths = star
+      ? await readdir(join(root, parent), { withFileTypes: true }).then(
+          (entries) => entries.filter((e) => e.isDirectory()).map((e) => join(root, parent, e.name)),
+          () => [],
+        )
+      : [join(root, folder)];
+    for (const path of paths) {
+      const found = await stat(path).catch(() => undefined);
+      if (!found?.isDirectory()) continue;
+      const denied = await access(path, mode).then(
+        () => undefined,
+        (error: unknown) => error as NodeJS.ErrnoException,
+      );
+      if (!denied) continue;
+      const can = use === "read" ? "read" : "written to";
+      const chmod = use === "read" ? "rX" : "rwX";
+      return (
+        `${path} cannot be ${can} by ${currentUser()} (${errorText(denied)}; it is uid ${found.uid}'s, mode ${(found.mode & 0o777).toString(8).padStart(4, "0")}), ` +
+        `and every folder under the root must be usable by each user that runs Cairn on it: as its owner, \`chmod -R a+${chmod}\` the root ` +
+        `(or give the users one group and \`chmod -R g+${chmod}\` it), or give this user a root of its own`
+      );
+    }
+  }
   return undefined;
+}
+
+/** `this user (nobody, uid 65534)`: who runs, for a refusal of the folders another user owns. */
+function currentUser(): string {
+  const uid = process.getuid?.();
+  let name: string | undefined;
+  try {
+    name = userInfo().username;
+  } catch {
+    // A uid with no passwd entry (a container's): the uid alone says who.
+  }
+  return `this user (${[name, uid === undefined ? undefined : `uid ${uid}`].filter(Boolean).join(", ")})`;
 }
 
 /** A root refused (see `rootProblem`), for `rootRefusal` to word. */
