@@ -270,10 +270,54 @@ function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
 }
 
 /**
+ * The process groups that have a member which is not a zombie, read from /proc (Linux); undefined
+ * where there is no /proc to read. One reading serves every group polled within
+ * {@link PROC_READING_MS}: a cancelled map ends its items' groups all at once.
+ */
+let procReading: { at: number; groups: Promise<Set<number> | undefined> } | undefined;
+const PROC_READING_MS = 40;
+
+function groupsWithLiveMembers(): Promise<Set<number> | undefined> {
+  if (procReading && performance.now() - procReading.at < PROC_READING_MS) return procReading.groups;
+  const groups = (async () => {
+    let pids: string[];
+    try {
+      pids = (await readdir("/proc")).filter((name) => /^\d+$/.test(name));
+    } catch {
+      return undefined;
+    }
+    const live = new Set<number>();
+    await Promise.all(
+      pids.map(async (pid) => {
+        // `pid (comm) state ppid pgrp ...`: comm may hold spaces and parentheses, so read after its last `)`.
+        const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+        const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        if (state !== undefined && state !== "Z" && state !== "X" && pgrp !== undefined) live.add(Number(pgrp));
+      }),
+    );
+    return live;
+  })();
+  procReading = { at: performance.now(), groups };
+  return groups;
+}
+
+/**
+ * Whether group `pgid` still has a member that runs. kill(-pgid, 0) also finds a member that has
+ * died but is not yet reaped (a zombie): a task's `sleep`, orphaned when its shell died at
+ * SIGTERM, waits for PID 1 to reap it, which a container's or a VM's init does seconds later, and
+ * Cairn said the task "did not exit on SIGTERM" of a group with nothing left running. Where
+ * /proc cannot be read (macOS), a zombie counts as a member, as before.
+ */
+async function groupState(pgid: number): Promise<"gone" | "zombies" | "running"> {
+  if (!signalGroup(pgid, 0)) return "gone";
+  return ((await groupsWithLiveMembers())?.has(pgid) ?? true) ? "running" : "zombies";
+}
+
+/**
  * Ends process group `pgid`: SIGTERM now, SIGKILL after `graceMs` if anything is left.
- * Resolves once the group is gone or SIGKILL was sent. Members that already died but
- * are not yet reaped (zombies, e.g. under a PID 1 that reaps slowly) still count as the
- * group until then. Its polls keep Node alive (for `graceMs` at most): what awaits the group's
+ * Resolves once the group is gone or SIGKILL was sent. A group whose members all died but are
+ * not yet reaped (zombies, under a PID 1 that reaps slowly) is gone (see `groupState`); it
+ * gets a SIGKILL all the same, for a member forked while /proc was read. Its polls keep Node alive (for `graceMs` at most): what awaits the group's
  * end (the attempt, its logs' upload, a stopped flow that waits for them) must not be cut short
  * by Node running out of work once the group's leader, and its pipes, are gone. Node exiting
  * on purpose meanwhile (`process.exit`) still kills the group, through the exit hook.
@@ -286,8 +330,11 @@ export function endProcessGroup(pgid: number, graceMs = DEFAULT_GRACE_MS): Promi
   signalGroup(pgid, "SIGCONT"); // stopped members can only act on SIGTERM once continued
   const deadline = Date.now() + graceMs;
   return new Promise((resolve) => {
-    const poll = () => {
-      if (!signalGroup(pgid, 0)) {
+    const poll = async () => {
+      const state = await groupState(pgid);
+      if (state !== "running") {
+        // The zombies hold the group's id, so no other group can have it yet.
+        if (state === "zombies") signalGroup(pgid, "SIGKILL");
         forgetGroup(pgid);
         return resolve();
       }
@@ -296,9 +343,9 @@ export function endProcessGroup(pgid: number, graceMs = DEFAULT_GRACE_MS): Promi
         forgetGroup(pgid);
         return resolve();
       }
-      setTimeout(poll, 50);
+      setTimeout(() => void poll(), 50);
     };
-    setTimeout(poll, 20);
+    setTimeout(() => void poll(), 20);
   });
 }
 
