@@ -33,7 +33,7 @@ describe("the plain lines say which tasks still run after a silence", () => {
     expect(json.code, json.stderr).toBe(0);
     expect(json.stdout + json.stderr).not.toContain("still running");
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain(`Expected CAIRN_STILL_RUNNING_MS to be an integer from 0 to 2147483647 in digits`);
+    expect(bad.stderr).toContain(`Expected CAIRN_STILL_RUNNING_MS to be an integer from 0 to 2147483647 (about 24.8 days`);
     expect(bad.stderr).toContain(`got "1m"`);
     expect(JSON.parse(bad.stdout)).toMatchObject({ type: "error", exitCode: 2, error: { name: "UsageError" } });
   });

@@ -64,6 +64,8 @@ import {
   type RunOptions,
   ROOT_CHECKED,
   leaveCrashExitToCommand,
+  LONGEST_TIMER,
+  LONGEST_TIMER_MS,
   type RunFilter,
   type RunRecord,
   type Tracker,
@@ -2271,9 +2273,9 @@ function stillRunningFromEnv(env: NodeJS.ProcessEnv): number {
   const raw = env.CAIRN_STILL_RUNNING_MS;
   if (raw === undefined || raw === "") return STILL_RUNNING_MS;
   const n = Number(raw);
-  if (!/^\d+$/.test(raw.trim()) || n > 2_147_483_647) {
+  if (!/^\d+$/.test(raw.trim()) || n > LONGEST_TIMER_MS) {
     throw new UsageError(
-      `Expected CAIRN_STILL_RUNNING_MS to be an integer from 0 to 2147483647 in digits (ms without output before \`cairn run\` says which tasks still run; 0: never), got ${JSON.stringify(raw)}. ` +
+      `Expected CAIRN_STILL_RUNNING_MS to be an integer from 0 to ${LONGEST_TIMER} in digits (ms without output before \`cairn run\` says which tasks still run; 0: never), got ${JSON.stringify(raw)}. ` +
         `Set it to a number such as 60000, or unset it for the default, ${STILL_RUNNING_MS}.`,
     );
   }
