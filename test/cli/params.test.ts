@@ -53,3 +53,49 @@ describe("cairn run -p", () => {
     expect(r.code).toBe(2);
   });
 });
+
+describe("cairn run -p says what it read and how to write it", () => {
+  const lists = fixture("list-params.flow.ts");
+
+  it("a list given as text says it is not JSON, why, and the JSON to write (exit 2)", async () => {
+    const commas = await cairn(["run", lists, "--no-tracking", "-p", "dates=2026-01-01,2026-01-02"]);
+    expect(commas.code).toBe(2);
+    // Before: only "dates: Invalid input: expected array, received string".
+    expect(commas.stderr).toContain(
+      "dates: Invalid input: expected array, received string (got -p dates=2026-01-01,2026-01-02): it is not JSON (Unexpected non-whitespace character after JSON at position 4), " +
+        `so it was read as text. Written as JSON, quoted for the shell: -p 'dates=["2026-01-01","2026-01-02"]'`,
+    );
+    const python = await cairn(["run", lists, "--no-tracking", "-p", "dates=['2026-01-01']"]);
+    expect(python.stderr).toContain(`it is not JSON (Unexpected token at position 1), so it was read as text. Written as JSON, quoted for the shell: -p 'dates=["2026-01-01"]'`);
+    const cut = await cairn(["run", lists, "--no-tracking", "-p", 'dates=["a",']);
+    expect(cut.stderr).toContain(`it is not JSON (Unexpected end of JSON input), so it was read as text. A list or an object is written as JSON, quoted for the shell: -p 'dates=["a","b"]'`);
+  });
+
+  it("a required param left out is said missing, with the -p that gives it", async () => {
+    const r = await cairn(["run", lists, "--no-tracking"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("dates: missing (Invalid input: expected array, received undefined): pass -p dates=VALUE");
+  });
+
+  it("a string param whose text reads as a number is reported about its text: the pattern, not the type", async () => {
+    const r = await cairn(["run", lists, "--no-tracking", "-p", 'dates=["a"]', "-p", "run=123"]);
+    expect(r.code).toBe(2);
+    // Before: "run: Invalid input: expected string, received number", about the JSON reading only.
+    expect(r.stderr).toContain("run: Invalid string: must match pattern /^\\d{8}$/ (got -p run=123)");
+    expect(r.stderr).not.toContain("expected string, received number");
+  });
+
+  it("refuses an empty -p value (an unset shell variable), and takes an empty string written as JSON", async () => {
+    for (const value of ["", "  "]) {
+      const r = await cairn(["run", lists, "--no-tracking", "-p", 'dates=["a"]', "-p", `note=${value}`]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        `UsageError: Expected \`-p note=VALUE\` to have a value, got an empty one (\`-p note=${value}\`), often a shell variable that is not set. ` +
+          `Give a value, or leave -p note out for its default; to pass an empty string on purpose, write it as JSON: -p 'note=""'.`,
+      );
+    }
+    const ok = await cairn(["run", lists, "--json", "--no-tracking", "-p", 'dates=["a"]', "-p", 'note=""']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.json.find((e) => e.type === "flow" && e.status === "succeeded")?.outputs).toEqual({ out: { dates: ["a"], run: "20260101", note: "" } });
+  });
+});

@@ -1,7 +1,20 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 
 /** Result of validating with a Standard Schema: the (possibly transformed) value, or readable issues. */
-export type SchemaResult = { ok: true; value: unknown } | { ok: false; issues: string[]; paths: string[] };
+export type SchemaResult =
+  | { ok: true; value: unknown }
+  | {
+      ok: false;
+      issues: string[];
+      paths: string[];
+      /**
+       * Whether each issue says the value is of another type than the schema's (zod's
+       * `invalid_type`, valibot's schema issues, arktype's `domain`), as far as the issue tells:
+       * `false` for a value of the right type that fails a check (a regex, a minimum), and for a
+       * library whose issues say neither.
+       */
+      wrongType: boolean[];
+    };
 
 /** Validates `value` with any Standard Schema (zod, valibot, arktype, ...). */
 export async function validateWithSchema(schema: StandardSchemaV1, value: unknown): Promise<SchemaResult> {
@@ -12,8 +25,15 @@ export async function validateWithSchema(schema: StandardSchemaV1, value: unknow
   return {
     ok: false,
     paths,
+    wrongType: result.issues.map(isWrongType),
     issues: result.issues.map((issue, i) => (paths[i] ? `${paths[i]}: ${issue.message}` : issue.message)),
   };
+}
+
+function isWrongType(issue: StandardSchemaV1.Issue): boolean {
+  // Standard Schema's issues carry a message and a path only; these are the libraries' own fields.
+  const i = issue as { code?: unknown; kind?: unknown };
+  return i.code === "invalid_type" || i.kind === "schema" || i.code === "domain";
 }
 
 function issuePath(issue: StandardSchemaV1.Issue): string {
