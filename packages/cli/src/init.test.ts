@@ -128,6 +128,28 @@ describe("cairn init", () => {
     expect(pnpm).not.toMatch(/ npx | npm run /);
   });
 
+  it("with --no-install puts the install first in what to run next, and how to install Cairn where the registry has it not", async () => {
+    const said = async (agent: string | undefined, pkgJson?: object) => {
+      const stdout = new PassThrough();
+      let text = "";
+      stdout.on("data", (d: Buffer) => (text += d));
+      const env = agent === undefined ? {} : { npm_config_user_agent: agent };
+      const dir = folder(pkgJson ? { "package.json": JSON.stringify(pkgJson) } : {});
+      await initProject({ dir, template: "ts", install: false, cairnVersion: "0.1.0", stdout, stderr: new PassThrough(), env });
+      return text.slice(text.indexOf("Next:"));
+    };
+    // Before: "Next:\n  npx cairn run flow.ts", which without the install fetches the registry's unrelated `cairn`.
+    const npm = await said(undefined);
+    expect(npm).toMatch(/^Next:\n {2}cd .*\n {2}npm install {13}# install what package.json lists \(--no-install skipped it; npx cairn needs it\)\n {2}npx cairn run flow.ts/);
+    expect(npm).toContain('cairn-dag is not on npm yet: if `npm install` cannot find it (404), install instead the tarballs that `pnpm pack:all DIR` makes in a clone of Cairn (README: "Until it is on npm"): npm install DIR/*.tgz\n');
+    const pnpm = await said("pnpm/10.34.9 npm/? node/v20.20.2 linux x64");
+    expect(pnpm).toMatch(/^Next:\n {2}cd .*\n {2}pnpm install +# install what package.json lists \(--no-install skipped it; pnpm exec cairn needs it\)\n {2}pnpm exec cairn run flow.ts/);
+    // Cairn already a dependency (its tarballs installed): the install is still first, with no word on the registry.
+    const installed = await said(undefined, { name: "x", type: "module", dependencies: { "cairn-dag": "file:../cairn-dag-0.1.0.tgz" } });
+    expect(installed).toMatch(/^Next:\n {2}cd .*\n {2}npm install /);
+    expect(installed).not.toContain("not on npm yet");
+  });
+
   it("leaves rewriteRelativeImportExtensions out of tsconfig.json, and says so, when the project keeps a TypeScript older than 5.7", async () => {
     const initSaying = async (dir: string) => {
       const stdout = new PassThrough();

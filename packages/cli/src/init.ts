@@ -115,13 +115,23 @@ export async function initProject(options: InitOptions): Promise<number> {
       return code;
     }
   }
+  // Skipped by --no-install, the install comes first: `npx cairn` before it fetches the registry's unrelated `cairn`.
+  const skipped = options.install === false;
   const next: Array<[string, string]> = [
+    ...(skipped ? [[`${pm} install`, `install what package.json lists (--no-install skipped it; ${exec} needs it)`] as [string, string]] : []),
     [`${exec} run flow.ts`, "run the flow (again: every task comes from the cache)"],
     [`${exec} plan flow.ts`, "what would run, and why"],
     [`${script} typecheck`, "tsc --noEmit"],
   ];
   const width = Math.max(...next.map(([command]) => command.length)) + 2;
   stdout.write(`\nNext:\n${cd}${next.map(([command, what]) => `  ${command.padEnd(width)}# ${what}\n`).join("")}`);
+  // Added from the registry, where Cairn is not yet: that install would answer 404 for it.
+  if (skipped && changes.some((c) => c.startsWith("dependencies") && c.includes("cairn-dag"))) {
+    stdout.write(
+      `cairn-dag is not on npm yet: if \`${pm} install\` cannot find it (404), install instead the tarballs that \`pnpm pack:all DIR\` makes in a clone of Cairn ` +
+        `(README: "Until it is on npm"): ${cairnTarballsCommand(pm)}\n`,
+    );
+  }
   return code;
 }
 

@@ -264,7 +264,7 @@ Never overwrites a file: if one it would write exists, it writes nothing and say
 
 Options:
       --template NAME    ts (default): TypeScript function tasks; python: Python script steps
-      --no-install       Do not run the package manager's install
+      --no-install       Do not run the package manager's install (what to run next then starts with it)
   -h, --help             Show this help`,
   graph: `Usage: cairn graph FILE [--format mermaid|dot|json] [--json]
 
