@@ -109,7 +109,7 @@ describe("cairn cache ls --task", () => {
     expect(all.stdout).toMatch(/^task\s+key/);
     const none = await cairn(["cache", "ls", "--task", "nosuch", "--root", join(cwd, ".cairn")], { cwd });
     expect(none.code).toBe(0);
-    expect(none.stdout).toBe(`No cache entries of task "nosuch" in the cache at ${join(cwd, ".cairn", "cache")}.\n`);
+    expect(none.stdout).toBe(`No cache entries of task "nosuch" in the cache at ${join(cwd, ".cairn", "cache")}. --task takes a task name the cache holds: double.\n`);
   });
 });
 

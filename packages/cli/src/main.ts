@@ -4,7 +4,7 @@ import { createRequire } from "node:module";
 import { chmod, rename, rm, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
-import type { Writable } from "node:stream";
+import { Writable } from "node:stream";
 import { CacheBackendError, CacheOptionError, CacheStore, CacheStoreUrlError } from "@cairn/cache";
 import type Bytes from "bytes";
 import {
@@ -38,6 +38,8 @@ import {
   closeAbandonedRuns,
   booleanFromEnv,
   closestName,
+  unknownNameExpected,
+  closestNames,
   describeAbandonedRuns,
   describeRunPlace,
   flowRunOf,
@@ -328,6 +330,8 @@ The store is the embedded one under --root (default .cairn), or CAIRN_CACHE_URL 
 With MLFLOW_TRACKING_URI, entries are also kept in each experiment's index on the server, where a run
 finds a key the store lacks: clear and prune remove the index entries of the keys they remove (clear
 --task: every entry of that task, also of keys the store never had); ls lists the store only.
+--task NAME takes a task's name as ls lists it (a map's items are under their task's name); clear of a
+NAME the store has no entry of but one close to it (a typo) is refused, exit 2.
 Durations: a number and ms, s, m, h, d or w (500ms, 30m, 12h, 7d). Sizes: a number and B, KB, MB, GB
 or TB, powers of 1024 (500MB, 5GB). Anything else is refused and nothing is removed.`,
   show: `Usage: cairn show RUN_ID [--json] [--experiment NAME] [--root DIR]
@@ -1410,6 +1414,11 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
   const store = await CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root, source: "CAIRN_CACHE_URL", access: sub === "ls" ? "read" : "write" });
   let code: number = EXIT.ok;
   try {
+    // An item or a node's id is no task name: nothing could match it, so `clear` would remove
+    // nothing and say "Removed 0" as if the task had no entries.
+    if (values.task !== undefined && isItemOrNodeForm(values.task)) {
+      throw new UsageError(`Expected --task to be a task name, got "${printableLine(values.task)}". ${await taskNamesOf(store, values.task)} Nothing was ${sub === "clear" ? "removed" : "listed"}.`);
+    }
     if (sub === "ls") {
       const unreadable: string[] = [];
       // One task's entries through the store's index by task, where it has one: no other task's entry is read.
@@ -1428,13 +1437,17 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
         : undefined;
       if (values.json) {
         stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
+        if (!entries.length && values.task !== undefined) stderr.write(`No cache entries of task "${printable(values.task)}". ${await taskNamesOf(store, values.task)}\n`);
         if (evicted) stderr.write(`${evicted}\n`);
         if (unlisted) stderr.write(`${unlisted}\n`);
         return EXIT.ok;
       }
       const c = createColors(colorsOn(env, stdout));
       const rows = entries.map((e) => [e.taskName, e.key.slice(0, 16), e.sourceRunId, formatUtc(e.createdAt), formatBytes(e.sizeBytes)]);
-      const none = values.task !== undefined ? `No cache entries of task "${printable(values.task)}" in the cache at ${store.location}.` : `The cache at ${store.location} is empty.`;
+      const none =
+        values.task !== undefined
+          ? `No cache entries of task "${printable(values.task)}" in the cache at ${store.location}. ${await taskNamesOf(store, values.task)}`
+          : `The cache at ${store.location} is empty.`;
       stdout.write(rows.length ? table(["task", "key", "source run", "created", "size"], rows, c) : `${none}\n`);
       if (evicted) stdout.write(`${evicted}\n`);
       if (unlisted) stdout.write(`${unlisted}\n`);
@@ -1442,8 +1455,22 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
       const filter = values.task !== undefined ? { taskName: values.task } : {};
       const keys = tracker ? new Set((await store.list(filter)).map((e) => e.key)) : undefined;
       const removed = await store.clear(filter);
-      stdout.write(`Removed ${removed} cache entr${removed === 1 ? "y" : "ies"}${values.task !== undefined ? ` of task "${values.task}"` : ""} from ${store.location}.\n`);
-      if (tracker) code = await clearIndexes(tracker, keys!, { stdout, stderr, othersToo: values.task === undefined, ...(values.task !== undefined ? { taskName: values.task } : {}) });
+      const task = values.task;
+      // The store's count is said once the index's is known: nothing removed from either, for a name
+      // close to one the store holds, is a typo, refused (exit 2) rather than "Removed 0".
+      let held = "";
+      const out = task === undefined || removed > 0 ? stdout : new Writable({ write: (chunk, _encoding, done) => done(void (held += String(chunk))) });
+      const said = `Removed ${removed} cache entr${removed === 1 ? "y" : "ies"}${task !== undefined ? ` of task "${task}"` : ""} from ${store.location}.`;
+      if (out === stdout) stdout.write(`${said}\n`);
+      const index = tracker ? await clearIndexes(tracker, keys!, { stdout: out, stderr, othersToo: task === undefined, ...(task !== undefined ? { taskName: task } : {}) }) : { code: EXIT.ok, removed: 0 };
+      code = index.code;
+      if (out !== stdout) {
+        const names = await storedTaskNames(store);
+        if (index.removed === 0 && closestNames(task!, names).length) {
+          throw new UsageError(`Removed nothing: no cache entries of task "${printableLine(task!)}" in the cache at ${store.location}${tracker ? " nor in the experiments' indexes" : ""}. ${taskNamesWords(task!, names)}`);
+        }
+        stdout.write(`${said}${index.removed === 0 ? ` ${taskNamesWords(task!, names)}` : ""}\n${held}`);
+      }
     } else {
       const before = tracker ? (await store.list()).map((e) => e.key) : [];
       const r = await store.prune({ ...(olderThanMs !== undefined ? { olderThanMs } : {}), ...(maxSizeBytes !== undefined ? { maxSizeBytes } : {}) });
@@ -1466,7 +1493,7 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
       }
       if (tracker) {
         const left = new Set((await store.list()).map((e) => e.key));
-        code = await clearIndexes(tracker, new Set(before.filter((k) => !left.has(k))), { stdout, stderr, othersToo: false });
+        code = (await clearIndexes(tracker, new Set(before.filter((k) => !left.has(k))), { stdout, stderr, othersToo: false })).code;
       }
     }
   } finally {
@@ -1487,7 +1514,7 @@ async function clearIndexes(
   tracker: Tracker,
   keys: ReadonlySet<string>,
   o: { stdout: Writable; stderr: Writable; othersToo: boolean; taskName?: string },
-): Promise<number> {
+): Promise<{ code: number; removed: number }> {
   const where = `on ${describeTracker(tracker)}`;
   const recompute = "a run hits them (shown as cached); to recompute, run with --refresh, or --rerun TASK";
   const entries = (n: number) => `${n} entr${n === 1 ? "y" : "ies"}`;
@@ -1502,10 +1529,13 @@ async function clearIndexes(
       `cairn: could not update the experiments' indexes ${where} for ${o.taskName !== undefined ? `the entries of task "${printableLine(o.taskName)}"` : `the ${entries(keys.size)} just removed from the store`}: ${(error as Error).message.replace(/\.$/, "")}. ` +
         `Those that are there stay, and ${recompute}.\n`,
     );
-    return EXIT.flowFailed;
+    // Not known to be none: not taken for a typo's "nothing removed".
+    return { code: EXIT.flowFailed, removed: Number.NaN };
   }
   let code: number = EXIT.ok;
+  let removed = 0;
   for (const c of cleanups) {
+    removed += c.removed;
     const experiment = `experiment "${printableLine(c.experiment)}" (${c.experimentId})`;
     if (c.removed) o.stdout.write(`Removed ${entries(c.removed)} from the index of ${experiment} ${where}.\n`);
     if (c.kept) {
@@ -1518,7 +1548,40 @@ async function clearIndexes(
       );
     }
   }
-  return code;
+  return { code, removed };
+}
+
+/** The names of the tasks `store` holds entries of, sorted; read only (a damaged entry is left for a run or prune to evict). */
+async function storedTaskNames(store: CacheStore): Promise<string[]> {
+  return [...new Set((await store.listSummaries({ keep: true })).map((e) => e.taskName))].sort();
+}
+
+/**
+ * Whether `--task`'s value is a map's item (`extract[0]`) or a node's id (`load-2`, the second
+ * use of task `load` in a flow): entries are kept by task name, so neither is one. A node's id
+ * can be a task's name too; `load-2` is taken for one only when the store holds entries of
+ * `load` and none of `load-2`, which the caller checks.
+ */
+function isItemOrNodeForm(name: string): boolean {
+  return /\[\d*\]$/.test(name);
+}
+
+/** What `cairn cache ls|clear --task NAME` says when nothing matched: the task names the store holds, with those NAME may have meant. */
+async function taskNamesOf(store: CacheStore, given: string): Promise<string> {
+  return taskNamesWords(given, await storedTaskNames(store));
+}
+
+function taskNamesWords(given: string, names: readonly string[]): string {
+  const item = /^(.*)\[\d*\]$/.exec(given);
+  const node = /^(.+)-\d+$/.exec(given);
+  const kind = item
+    ? `"${printableLine(given)}" is an item of a map, whose entries are kept under its task's name (--task with that name takes every item's). `
+    : node && names.includes(node[1]!)
+      ? `"${printableLine(given)}" looks like the id of a node of task "${printableLine(node[1]!)}" in a flow, whose entries are kept under the task's name. `
+      : "";
+  if (!names.length) return `${kind}The cache holds no entries.`;
+  // As --rerun words an unknown task: the names it may have meant, then all of them when they are few.
+  return `${kind}--task takes ${unknownNameExpected("a task name the cache holds", item ? item[1]! : given, [...names], { counted: "task names" })}.`;
 }
 
 /** The flags of each `cairn cache` subcommand. */

@@ -69,7 +69,7 @@ export { planFlow, explainTask, type PlannedTask, type FailedRun, type Cancelled
 export type { RunEvent, TaskEvent, FlowEvent, LogEvent, LeaseHolder, TaskStatus, FlowStatus, ErrorInfo } from "./run/events.ts";
 export type { TaskContext, RunLog, ArtifactWriter, TaskLogger, LogLineOptions } from "./run/task-context.ts";
 export { holdWork, sendArtifact, systemTag, trackingEnv, declaredEnv, artifactFile } from "./run/task-context.ts";
-export { retryAfterMs, closestName, durationMs, booleanFromEnv, checkKnownKeys, ownValue, LONGEST_TIMER_MS, LONGEST_TIMER, shellQuote, type ShellQuoteOptions, devInstallCommand, installCommand, packageManagerOf } from "./internal.ts";
+export { retryAfterMs, closestName, closestNames, unknownNameExpected, durationMs, booleanFromEnv, checkKnownKeys, ownValue, LONGEST_TIMER_MS, LONGEST_TIMER, shellQuote, type ShellQuoteOptions, devInstallCommand, installCommand, packageManagerOf } from "./internal.ts";
 export { keepEnd, keepStart } from "./run/clip-message.ts";
 export { SecretRegistry, MIN_MASKED_LENGTH } from "./run/secrets.ts";
 export { misspeltVariables, unsaidMisspeltVariables } from "./run/env-names.ts";
