@@ -39,6 +39,7 @@ import {
   booleanFromEnv,
   closestName,
   unknownNameExpected,
+  type FlowDefinition,
   closestNames,
   describeAbandonedRuns,
   describeRunPlace,
@@ -84,7 +85,8 @@ import { importOnce } from "./fresh-import.ts";
 import { holdStdoutForJson, printsJson, undivertedWrite } from "./json-stdout.ts";
 import { NeedsTsxError } from "./compile-flow.ts";
 import { type FlagOptions, parseFlags } from "./parse-flags.ts";
-import { parseParams } from "./parse-params.ts";
+import { parseParams, type ParamsFile } from "./parse-params.ts";
+import { readParamsFile } from "./params-file.ts";
 import { cutLongLines, printable, printableLine } from "./printable.ts";
 import { parseDuration, parseSize } from "./prune-limits.ts";
 import { createReporter, flowSize, formatDuration, formatUtc, type ReporterMode } from "./reporter.ts";
@@ -212,6 +214,8 @@ Runs the flow that FILE default-exports.
 
 Options:
   -p, --param NAME=VALUE     Set a flow param; repeat for more. Values are read as JSON when they parse.
+      --params-file FILE     Flow params from a file: JSON, or YAML named .yaml/.yml, an object of values
+                             by name. A -p of the same name wins.
   -c, --concurrency N        Tasks running at once (integer >= 1). Default: 4, or the CPU count if larger.
       --pool NAME=N          Limit of a named pool; repeat for more. Default 1 per pool.
       --failure-policy P     fail-fast (default): stop at the first failure; continue: finish independent branches.
@@ -297,7 +301,7 @@ no run: those are MLflow's (delete them there, then \`mlflow gc\`).
       --older-than DURATION   Required: how long ago a run must have ended to go
       --dry-run               Say what would go and how much it frees; remove nothing
       --json                  Print it as one JSON document`,
-  plan: `Usage: cairn plan FILE [-p NAME=VALUE]... [--rerun TASK]... [--refresh] [--json] [--root DIR]
+  plan: `Usage: cairn plan FILE [-p NAME=VALUE]... [--params-file FILE] [--rerun TASK]... [--refresh] [--json] [--root DIR]
                   [--experiment NAME] [--secrets FILE] [--no-tracking]
 
 Shows, without running anything, which tasks would come from the cache and which would run, and why.
@@ -307,6 +311,7 @@ given --no-tracking (whose entries a run that records does not use).
 
 Options (pass those the run is given, to look where it would):
   -p, --param NAME=VALUE   A flow param, as cairn run takes it; repeat for more
+      --params-file FILE   Flow params from a JSON or YAML file, as cairn run takes it (a -p of the same name wins)
       --rerun TASK         Show TASK (a task name or node id, or a map's item) and its dependants as running; repeatable
       --refresh            Show every task as running, as cairn run --refresh runs them
       --json               Print the plan as a JSON array, one object per task
@@ -315,7 +320,7 @@ Options (pass those the run is given, to look where it would):
       --secrets FILE       KEY=VALUE file of secrets (an input that holds one enters the key by it); repeatable
       --no-tracking        Judge for a run given --no-tracking
   -h, --help               Show this help`,
-  explain: `Usage: cairn explain FILE TASK [-p NAME=VALUE]... [--json] [--root DIR] [--experiment NAME] [--secrets FILE]
+  explain: `Usage: cairn explain FILE TASK [-p NAME=VALUE]... [--params-file FILE] [--json] [--root DIR] [--experiment NAME] [--secrets FILE]
                   [--no-tracking]
 
 Says whether TASK would hit the cache; for a miss, which ingredients (code, version, inputs, env)
@@ -711,6 +716,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     args,
     {
       param: { type: "string", short: "p", multiple: true },
+      "params-file": { type: "string" },
       concurrency: { type: "string", short: "c" },
       pool: { type: "string", multiple: true },
       "failure-policy": { type: "string" },
@@ -764,6 +770,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   }
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
   const stillRunningMs = stillRunningFromEnv(io.env);
+  const paramsFile = values["params-file"] === undefined ? undefined : readParamsFile(values["params-file"]);
   // Before the flow loads: a bad --root is cheaper to fix than a broken flow file, and none of the flow's code runs for it.
   const root = values.root;
   const checked =
@@ -773,10 +780,7 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   // A flow that does not load, or params it refuses, start no run: the check's folders go again.
   const { flow, params } = await (async () => {
     const flow = await loadFlow(positionals[0], { ...io, usage: "cairn run flow.ts" });
-    // A bad -p value is quoted back in its error: one that carries a secret of the file is masked there.
-    const params = await parseParams(flow.definition, values.param ?? []).catch((e: unknown) => {
-      throw secrets ? new SecretRegistry(secrets).maskThrown(e) : e;
-    });
+    const params = await flowParams(flow.definition, values.param, paramsFile, secrets);
     return { flow, params };
   })().catch(async (e: unknown) => {
     await checked?.unmake();
@@ -1155,6 +1159,7 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
     args,
     {
       param: { type: "string", short: "p", multiple: true },
+      "params-file": { type: "string" },
       rerun: { type: "string", multiple: true },
       refresh: { type: "boolean" },
       json: { type: "boolean" },
@@ -1167,10 +1172,12 @@ async function planCommand(args: string[], stdout: Writable, stderr: Writable, e
   );
   noteOtherRoot(positionals[0], values.root, stderr);
   if (values.root !== undefined) await checkRoot(values.root, "read");
+  const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
+  const paramsFile = values["params-file"] === undefined ? undefined : readParamsFile(values["params-file"]);
   const flow = await loadFlow(positionals[0], { importFlow, usage: "cairn plan flow.ts" });
-  const given = await parseParams(flow.definition, values.param ?? []);
+  const given = await flowParams(flow.definition, values.param, paramsFile, secrets);
   // The params as the run would see them (the schema's defaults and transforms applied once).
-  const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...readingOptions(values) });
+  const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...readingOptions(values, secrets) });
   sayAbandoned(abandoned, stderr);
   const plan = await planFlow(flow.definition, { params, cache: tasks, rerun: values.rerun ?? [], refresh: values.refresh === true })
     .catch((e: unknown) => {
@@ -1238,13 +1245,25 @@ function uncountedRows(plan: ReadonlyArray<{ task: string; items?: number | "unk
  * experiment, its secrets (an input that holds one enters the key by its slow digest), and whether
  * it records (an entry a `--no-tracking` run stored serves only such runs).
  */
-function readingOptions(values: { root?: string; experiment?: string; secrets?: string[]; "no-tracking"?: boolean }): RunOptions {
+function readingOptions(values: { root?: string; experiment?: string; "no-tracking"?: boolean }, secrets: Record<string, string> | undefined): RunOptions {
   return {
     ...(values.root ? { root: values.root } : {}),
     ...(values["no-tracking"] ? { tracker: false as const } : {}),
     ...(values.experiment ? { experiment: values.experiment } : {}),
-    ...(values.secrets ? { secrets: readSecrets(values.secrets) } : {}),
+    ...(secrets ? { secrets } : {}),
   };
+}
+
+/**
+ * The params of `-p` and `--params-file` (its values under the -p ones), checked against the flow.
+ * A refused value is quoted back in its error: one that carries a secret of `--secrets` is masked
+ * there, and no rewriting of it is suggested.
+ */
+async function flowParams(definition: FlowDefinition, pairs: string[] | undefined, file: ParamsFile | undefined, secrets: Record<string, string> | undefined): Promise<Record<string, unknown>> {
+  const registry = secrets ? new SecretRegistry(secrets) : undefined;
+  return parseParams(definition, pairs ?? [], { ...(file ? { file } : {}), carriesSecret: registry && ((value) => registry.find(value) !== undefined) }).catch((e: unknown) => {
+    throw registry ? registry.maskThrown(e) : e;
+  });
 }
 
 async function explainCommand(args: string[], stdout: Writable, stderr: Writable, env: NodeJS.ProcessEnv, importFlow?: FlowImporter): Promise<number> {
@@ -1252,6 +1271,7 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
     args,
     {
       param: { type: "string", short: "p", multiple: true },
+      "params-file": { type: "string" },
       json: { type: "boolean" },
       root: { type: "string" },
       experiment: { type: "string" },
@@ -1265,9 +1285,11 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   if (positionals.length > 2) throw new UsageError(`Expected one task: cairn explain FILE TASK; got ${positionals.length - 1} (${positionals.slice(1).map((p) => `"${p}"`).join(", ")}). Explain them one at a time.`);
   // A --root that is not there (a typo) would explain every task as never run; the cache may be elsewhere (CAIRN_CACHE_URL).
   if (values.root !== undefined) await (env.CAIRN_CACHE_URL ? checkRoot(values.root, "read") : checkRootToRead(values.root, "cache entries or runs"));
+  const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
+  const paramsFile = values["params-file"] === undefined ? undefined : readParamsFile(values["params-file"]);
   const flow = await loadFlow(file, { importFlow, usage: "cairn explain flow.ts TASK" });
-  const given = await parseParams(flow.definition, values.param ?? []);
-  const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...readingOptions(values) });
+  const given = await flowParams(flow.definition, values.param, paramsFile, secrets);
+  const { tasks, abandoned, params } = await openFlowCache(flow.definition, { params: given, env, ...readingOptions(values, secrets) });
   sayAbandoned(abandoned, stderr);
   const explanation = await explainTask(flow.definition, taskName, { params, cache: tasks })
     .catch((e: unknown) => {

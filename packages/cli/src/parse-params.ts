@@ -198,7 +198,8 @@ async function invalidParams(
           : `A list or an object is written as JSON, quoted for the shell: -p ${shellQuote(`${k}=["a","b"]`)}, -p ${shellQuote(`${k}={"a":1}`)}`),
     );
   }
-  return `Flow "${definition.name}" got invalid params:\n  - ${lines.join("\n  - ")}\nValues of -p are read as JSON when they parse, else as text.`;
+  const typed = failed.paths.some((p) => o.raw.has(rootOf(p))) ? "\nValues of -p are read as JSON when they parse, else as text." : "";
+  return `Flow "${definition.name}" got invalid params:\n  - ${lines.join("\n  - ")}${typed}`;
 }
 
 /**
