@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CacheStore } from "@cairn/cache";
 import { makeEntry } from "../../packages/cache/test/store-suite.ts";
-import { cairn, tmp } from "./helpers.ts";
+import { cairn, tmp, useMlflowServer } from "./helpers.ts";
 
 /** A project whose embedded store holds one entry of each of `tasks`. */
 async function projectWith(tasks: string[]): Promise<string> {
@@ -76,4 +76,20 @@ describe("cairn cache --task NAME of no entry", () => {
     expect(load.stdout).toBe(`Removed 1 cache entry of task "load" from ${join(cwd, ".cairn", "cache")}.\n`);
     expect(await count(cwd)).toBe(1);
   });
+});
+
+describe("cairn cache clear --task NAME of no entry, with an MLflow server", () => {
+  const server = useMlflowServer();
+
+  it("refuses a typo only once the experiments' indexes had none of its entries either (exit 2); says the names for another name (exit 0)", async () => {
+    const cwd = await projectWith(["extract", "load"]);
+    const env = { MLFLOW_TRACKING_URI: server.uri };
+    const typo = await cairn(["cache", "clear", "--task", "lod"], { cwd, env });
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain(`UsageError: Removed nothing: no cache entries of task "lod" in the cache at ${join(cwd, ".cairn", "cache")} nor in the experiments' indexes. --task takes a task name the cache holds (did you mean "load"?): extract, load.`);
+    const other = await cairn(["cache", "clear", "--task", "zzz"], { cwd, env });
+    expect(other.code, other.stderr).toBe(0);
+    expect(other.stdout).toBe(`Removed 0 cache entries of task "zzz" from ${join(cwd, ".cairn", "cache")}. --task takes a task name the cache holds: extract, load.\n`);
+    expect(await count(cwd)).toBe(2);
+  }, 120_000);
 });
