@@ -79,6 +79,16 @@ describe("cairn run --params-file", () => {
     expect(without.stderr).toContain("dates: missing");
   });
 
+  it("quotes no part of a secret of --secrets in a refused value of the file, whose quote is cut", async () => {
+    const secret = "sup3r-secret-value-42";
+    const cwd = await folderWith({ "secrets.env": `TOKEN=${secret}\n`, "params.json": JSON.stringify({ rows: `${"x".repeat(70)}${secret}` }) });
+    const r = await cairn(["run", fixture("../../fixtures/ok.flow.ts"), "--no-tracking", "--secrets", "secrets.env", "--params-file", "params.json"], { cwd });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('rows: Invalid input: expected number, received string (got a value that carries a secret of --secrets for "rows" in params.json)');
+    // Before: the value cut at 77 characters kept "sup3r-" of it, which masking the whole secret missed.
+    expect(r.stderr).not.toContain("sup3r");
+  });
+
   it("plan masks a secret of --secrets in a refused -p value, as run does", async () => {
     const cwd = await folderWith({ "secrets.env": "TOKEN=sup3r-secret-value-42\n" });
     for (const command of ["run", "plan"]) {

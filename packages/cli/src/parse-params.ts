@@ -81,7 +81,10 @@ export async function parseParams(definition: FlowDefinition, pairs: readonly st
   const given = (param: string | undefined): string => {
     if (param === undefined) return "";
     if (raw.has(param)) return ` (got -p ${param}=${raw.get(param)})`;
-    return file && Object.hasOwn(file.values, param) ? ` (got ${preview(file.values[param])} for "${param}" in ${file.file})` : "";
+    if (!file || !Object.hasOwn(file.values, param)) return "";
+    // Cut to a length, a value could hold part of a secret that masking the whole one would miss.
+    const value = options.carriesSecret?.(file.values[param]) ? "a value that carries a secret of --secrets" : preview(file.values[param]);
+    return ` (got ${value} for "${param}" in ${file.file})`;
   };
   // A param the schema does not know is said first, as validateParams says it; then the schema's issues.
   const known = schema ? knownKeys(schema) : undefined;
