@@ -11,7 +11,7 @@ const ok = join(repo, "test/fixtures/ok.flow.ts");
 
 describe("flags Cairn does not know, or that lack their value, exit 2 with Cairn's words", () => {
   it.each([
-    [["run", ok, "--jsn"], /Unknown option '--jsn' for cairn run; did you mean --json\? cairn run takes: -p\/--param, -c\/--concurrency, .*--json, --root, -h\/--help\. Run `cairn help run`/],
+    [["run", ok, "--jsn"], /Unknown option '--jsn' for cairn run; did you mean --json\? cairn run takes: -p\/--param, --params-file, -c\/--concurrency, .*--json, --root, -h\/--help\. Run `cairn help run`/],
     [["run", ok, "--concurency", "2"], /Unknown option '--concurency' for cairn run; did you mean --concurrency\?/],
     [["graph", ok, "--fromat", "dot"], /Unknown option '--fromat' for cairn graph; did you mean --format\? cairn graph takes: -f\/--format, --json, -h\/--help\./],
     [["runs", "--limt", "3"], /Unknown option '--limt' for cairn runs; did you mean --limit\?/],
