@@ -40,4 +40,5 @@ export {
   UnknownQueuedTaskError,
   PoisonTaskError,
   WorkerOptionError,
+  QueueJobDataError,
 } from "@cairn/worker/errors";

@@ -1027,6 +1027,7 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
     onEvent: (e) => {
       if (e.type === "ready") say(`worker ${e.id} ready: flow "${flow.definition.name}" (${file}), pools ${e.pools.join(", ")}`);
       else if (e.type === "left-without-queue") say(e.message);
+      else if (e.type === "bad-job") say(`job ${printable(e.jobId)} of ${e.queue} refused: ${printable(e.message)}`);
       else if (e.type === "task") say(`task ${e.task} ${e.status}${"message" in e && e.message ? `: ${runText(e.task, e.message)}` : ""}`);
       else if (e.event.type === "log" && e.event.level !== "info") say(`${e.event.task ? `${e.event.task}: ` : ""}${runText(e.event.task ?? "flow", e.event.message)}`);
     },

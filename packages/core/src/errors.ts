@@ -1091,3 +1091,39 @@ export class SelectorError extends CairnError {
     );
   }
 }
+
+// ---------------------------------------------------------------- dispatch
+
+/**
+ * A dispatched task (a queue's job) names a cache key other than the one its own inputs, code and
+ * environment make where it is to run: the job was not made for these inputs by this Cairn
+ * (another program or version made it, or it was altered on its way, in the queue's Redis). Its
+ * result stored under the job's key would be a wrong hit for the inputs that key stands for, so
+ * the task is not run and nothing is stored.
+ */
+export class CacheKeyMismatchError extends CairnError {
+  static override readonly code: string = "CAIRN_CACHE_KEY_MISMATCH";
+  override name = "CacheKeyMismatchError";
+  override get retryable(): boolean {
+    return false;
+  }
+  constructor(
+    readonly nodeId: string,
+    /** The key made here from the task's inputs, code and environment. */
+    readonly expected: string,
+    /** The key the dispatched task names. */
+    readonly got: string,
+    /** The ingredients that differ (`input "n"`, `code`), as far as the task's record of them tells. */
+    readonly differs: readonly string[] = [],
+    /** Where it was refused (`by worker vm-1-4242-ab12cd34 (on vm-1)`), and what else to say. */
+    where = "",
+  ) {
+    super(
+      `Task "${nodeId}" was not run${where ? ` ${where}` : ""}: expected cache key ${expected} for the inputs its job carries (made here from them, the task's code and environment), ` +
+        `the job says ${got}${differs.length ? ` (its record differs in ${differs.join(", ")})` : ""}. ` +
+        `The job was not made for these inputs by this Cairn: another program or Cairn version made it, or it was altered in the queue's Redis. ` +
+        `Its result stored under the job's key would be a wrong cache hit for other inputs, so nothing was run or stored. ` +
+        `Run the flow again with the workers' Cairn (cairn run --queue); if it happens again, find out who else writes to the queue's Redis, and give it a password (see "Running on several machines").`,
+    );
+  }
+}

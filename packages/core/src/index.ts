@@ -104,7 +104,7 @@ export type { TaskCall, TaskInterceptor } from "./pipeline/intercept.ts";
 export { isRetryableError } from "./pipeline/retryable.ts";
 export { RemoteTaskError, codeFingerprint, sentCodeFingerprint, registerQueueScheme, openQueue, type OwnedDispatcher, type QueueFactory, type TaskDispatcher, type DispatchedTask, type DispatchedOutcome, type CodeFingerprint } from "./pipeline/dispatch.ts";
 export { readSentStop, type SentStop } from "./pipeline/stop.ts";
-export { runDispatchedTask, type DispatchedRunSettings } from "./pipeline/run-dispatched.ts";
+export { runDispatchedTask, keyDifferences, type DispatchedRunSettings } from "./pipeline/run-dispatched.ts";
 export { largeOutputsFromEnv, type LargeOutputs } from "./pipeline/large-output.ts";
 export { ABANDONED_COPIED_TAGS, closeAbandonedRuns, describeAbandonedRuns } from "./tracking/abandoned-runs.ts";
 export { describeRunPlace, flowRunOf, type RunPlace } from "./tracking/flow-run-of.ts";

@@ -128,6 +128,7 @@ export {
   MapItemsFailedError,
   ConditionError,
   SelectorError,
+  CacheKeyMismatchError,
 } from "@cairn/core/errors";
 // What a run can raise beyond the definition's errors: a task that failed on a worker, the cache store's failures.
 export { RemoteTaskError } from "@cairn/core";

@@ -56,6 +56,30 @@ export class QueueUrlError extends CairnError {
   }
 }
 
+/**
+ * A job on a Cairn queue whose data is not a task a coordinator of this Cairn sends (fields
+ * missing or of the wrong type): made by another program or another Cairn, or altered in Redis.
+ * The worker runs nothing for it, says it on its log, and fails the job with this error.
+ */
+export class QueueJobDataError extends CairnError {
+  static override readonly code: string = "CAIRN_QUEUE_JOB_DATA";
+  override name = "QueueJobDataError";
+  constructor(
+    readonly jobId: string,
+    readonly queue: string,
+    /** What is wrong, field by field (`` `tracker` is missing, expected an object { kind, uri } of strings ``). */
+    readonly problems: readonly string[],
+    /** This worker's Cairn build. */
+    build: string,
+  ) {
+    super(
+      `Expected job ${jobId} of queue ${queue} to be a task that \`cairn run --queue\` of Cairn ${build} sends, got data where ${problems.join("; ")}. ` +
+        `It was made by another program or another version of Cairn, or altered in the queue's Redis: nothing was run for it. ` +
+        `Run the flow with the workers' Cairn; if no one here sent it, find out who else writes to the queue's Redis, and give it a password (see "Running on several machines").`,
+    );
+  }
+}
+
 /** Which worker: its id, as `cairn workers` lists it (`<host>-<pid>-<random>`), and its host. */
 export interface WorkerIdentity {
   readonly id: string;

@@ -22,4 +22,5 @@ export {
   UnknownQueuedTaskError,
   PoisonTaskError,
   WorkerOptionError,
+  QueueJobDataError,
 } from "./errors.ts";

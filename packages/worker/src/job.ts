@@ -102,3 +102,50 @@ export interface JobProgress {
 
 /** BullMQ's failed reason for a job that stalled more often than a worker's `maxStalledCount`. */
 export const STALLED_REASON = "stalled more than allowable limit";
+
+/**
+ * What is wrong with a job's data for a worker, in words (`` `tracker` is missing ``, `` `code` is
+ * null, expected an object ``); empty when it has the shape a coordinator of this Cairn sends. A
+ * job of another program or Cairn, or one altered in Redis, failed deep in the worker with a
+ * TypeError only Redis showed: it is refused first, saying what was wrong.
+ */
+export function jobDataProblems(data: unknown): string[] {
+  if (data === null || typeof data !== "object" || Array.isArray(data)) return [`the job's data is ${describe(data)}, expected an object`];
+  const d = data as Record<string, unknown>;
+  const problems: string[] = [];
+  const expect = (name: string, expected: string, ok: (v: unknown) => boolean, optional = false) => {
+    const value = d[name];
+    if (value === undefined) {
+      if (!optional) problems.push(`\`${name}\` is missing, expected ${expected}`);
+    } else if (!ok(value)) problems.push(`\`${name}\` is ${describe(value)}, expected ${expected}`);
+  };
+  const text = (v: unknown) => typeof v === "string" && v.length > 0;
+  const record = (v: unknown) => v !== null && typeof v === "object" && !Array.isArray(v);
+  const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === "string");
+  for (const name of ["flowName", "flowRunId", "experimentId", "nodeId", "taskName"]) expect(name, "a non-empty string", text);
+  expect("tracker", "an object { kind, uri } of strings", (v) => record(v) && typeof (v as Record<string, unknown>).kind === "string" && text((v as Record<string, unknown>).uri));
+  expect("code", "an object { code: string, taskVersion: string or null, ... }", (v) => {
+    const c = v as Record<string, unknown>;
+    return record(v) && typeof c.code === "string" && (typeof c.taskVersion === "string" || c.taskVersion === null);
+  });
+  expect("params", "an object", record);
+  expect("inputs", "an object", record);
+  expect("key", "an object { key: string, ingredients: object }", (v) => record(v) && text((v as Record<string, unknown>).key) && record((v as Record<string, unknown>).ingredients), true);
+  expect("item", "an object { parent: string, index: number }", (v) => record(v) && text((v as Record<string, unknown>).parent) && Number.isInteger((v as Record<string, unknown>).index), true);
+  expect("pool", "a string", (v) => typeof v === "string", true);
+  expect("cairn", "a string", (v) => typeof v === "string", true);
+  expect("forceRun", "a boolean", (v) => typeof v === "boolean", true);
+  expect("secretNames", "an array of strings", strings, true);
+  expect("askedSecrets", "an array of strings", strings, true);
+  expect("secretDigests", "an object", record, true);
+  expect("runTags", "an object of strings", (v) => record(v) && Object.values(v as object).every((x) => typeof x === "string"), true);
+  expect("inputsIn", "an object { runId, path }", record, true);
+  return problems;
+}
+
+/** A value's type in a few words, for a message: never the value, which is whatever was written to Redis. */
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}

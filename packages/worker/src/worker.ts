@@ -34,10 +34,13 @@ import {
   type LargeOutputs,
   type RunEvent,
   type SentStop,
+  type TaskKey,
   type Tracker,
+  CacheKeyMismatchError,
   CancelledError,
   cairnBuild,
   codeFingerprint,
+  keyDifferences,
   largeOutputsFromEnv,
   LONGEST_TIMER_MS,
   NODE_CONDITIONS,
@@ -56,6 +59,7 @@ import {
   buildMismatch,
   BuildMismatchError,
   type QueueInputsUnreadableError,
+  QueueJobDataError,
   QueueUnreachableError,
   type Refusals,
   refusedSentence,
@@ -64,7 +68,7 @@ import {
   UnknownQueuedTaskError,
   WorkerOptionError,
 } from "./errors.ts";
-import { type JobData, type JobProgress, restoreNegativeZeros } from "./job.ts";
+import { type JobData, jobDataProblems, type JobProgress, restoreNegativeZeros } from "./job.ts";
 import { closeDeadRuns, stoppedWhileRunning } from "./dead-runs.ts";
 import { type SentOutcome, toSent } from "./outputs-by-reference.ts";
 import { receivedInputs } from "./inputs-by-reference.ts";
@@ -130,6 +134,8 @@ export type WorkerEvent =
   | { readonly type: "task"; readonly status: "started"; readonly task: string; readonly flowRunId: string }
   | { readonly type: "task"; readonly status: "succeeded" | "failed" | "cancelled" | "refused" | "reused" | "waiting" | "handed-back"; readonly task: string; readonly flowRunId: string; readonly message?: string }
   | { readonly type: "log"; readonly event: RunEvent }
+  /** A job whose data is not a task Cairn sends (another program's, another Cairn's, or altered in Redis): it failed with QueueJobDataError, `message`. */
+  | { readonly type: "bad-job"; readonly jobId: string; readonly queue: string; readonly message: string }
   /** Closing, its tasks ended, Redis did not answer for {@link CLEANUP_MS}: it left without telling it; `message` says what stays there. */
   | { readonly type: "left-without-queue"; readonly message: string };
 
@@ -245,11 +251,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     let shared = runs.get(data.flowRunId);
     if (!shared) {
       store ??= CacheStore.fromUrl(env.CAIRN_CACHE_URL || undefined, { root, source: "CAIRN_CACHE_URL" });
+      const secrets = new SecretRegistry(options.secrets ?? {}, env, (message, id) =>
+        publishLog(data.flowRunId, { type: "log", level: "warn", runId: data.flowRunId, ...(id ? { task: id } : {}), message, time: Date.now() }),
+      );
       shared = {
-        cache: store.then((s) => new TaskCache(s, tracker, data.experimentId, root, env, { params: data.params, loadedCode })),
-        secrets: new SecretRegistry(options.secrets ?? {}, env, (message, id) =>
-          publishLog(data.flowRunId, { type: "log", level: "warn", runId: data.flowRunId, ...(id ? { task: id } : {}), message, time: Date.now() }),
-        ),
+        // With the run's secrets, as the coordinator's: an input that holds one enters the key by
+        // a digest of it there, and the key made here must be the same (see runJob's key check).
+        cache: store.then((s) => new TaskCache(s, tracker, data.experimentId, root, env, { params: data.params, loadedCode }, secrets)),
+        secrets,
         // A task of the run warned of once here, as in one process, not once per job.
         largeOutputs: largeOutputs ? { limitBytes: largeOutputs.limitBytes, warned: new Set() } : null,
       };
@@ -409,6 +418,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   };
 
   const process_ = async (job: Job<JobData, SentOutcome>, token?: string): Promise<SentOutcome> => {
+    // A job of another program or Cairn, or one altered in Redis: said here, on the worker's log,
+    // and failed with an error that names what was wrong (it once failed with a TypeError only Redis showed).
+    const wrong = jobDataProblems(job.data);
+    if (wrong.length) {
+      const error = new QueueJobDataError(job.id ?? "(no id)", job.queueName, wrong, build);
+      tell({ type: "bad-job", jobId: job.id ?? "(no id)", queue: job.queueName, message: error.message });
+      throw error;
+    }
     // Large outputs stay in the task's run (MLflow), which the coordinator reads: not through Redis.
     unrecorded.set(job.id!, { task: job.data.nodeId, flowRunId: job.data.flowRunId });
     handling++;
@@ -533,6 +550,34 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       return refuse(`its value for secret "${otherValue}" differs from the coordinator's`, "a worker with the run's value", (refused) => new SecretMismatchError(otherValue, task, { id, host }, refused));
     }
 
+    // The job's key is checked against the one its inputs make here before anything is claimed,
+    // looked up or stored under it: a job whose key is another input's (crafted, or altered in
+    // Redis) would store its result there, a wrong hit for every later run of those inputs.
+    for (const name of Array.isArray(data.askedSecrets) ? data.askedSecrets : []) if (typeof name === "string") shared.secrets.learnAsked(name);
+    let verified: TaskKey | undefined;
+    const checkKey = async (inputs: Record<string, unknown>): Promise<DispatchedOutcome | undefined> => {
+      if (!data.key) return undefined;
+      try {
+        verified = await cache.keyFor(node, inputs, { flowRunId: data.flowRunId });
+      } catch (error) {
+        return fail(error as Error, "failed");
+      }
+      if (verified.key === data.key.key) return undefined;
+      const differs = keyDifferences(data.key, verified);
+      const expected = verified.key;
+      return refuse(
+        `the cache key its inputs make here (${expected}) is not the job's (${String(data.key.key)})${differs.length ? `: they differ in ${differs.join(", ")}` : ""}`,
+        "a worker that makes the job's key",
+        (refused) => new CacheKeyMismatchError(task, expected, String(data.key!.key), differs, `by worker ${id} (on ${host}); ${refusedSentence(refused, id, "that makes the job's key")}`),
+      );
+    };
+    // Inputs in the job are at hand: checked now. Inputs left in MLflow are read only once the job
+    // is not reused (below), and checked then, before the task runs.
+    if (data.inputsIn === undefined) {
+      const refused = await checkKey(data.inputs);
+      if (refused) return refused;
+    }
+
     const controller = new AbortController();
     const entry = { controller, task, since: Date.now() };
     let set = running.get(data.flowRunId);
@@ -567,6 +612,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       } catch (error) {
         return fail(error as QueueInputsUnreadableError, "failed");
       }
+      if (data.inputsIn !== undefined) {
+        const refused = await checkKey(inputs);
+        if (refused) return refused;
+      }
       tell({ type: "task", status: "started", task, flowRunId: data.flowRunId });
       let noting = Promise.resolve();
       /** Set when an error no task's code raised stopped this job's task: the job is handed back, not failed (below). */
@@ -579,6 +628,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         env,
         registry: shared.secrets,
         largeOutputs: shared.largeOutputs,
+        ...(verified ? { key: verified } : {}),
         // One that no task's code raised (or a task's whose job here had ended): the worker stops,
         // and this job, whose code did not raise it, goes back to the queue (below).
         onCrash: (error) => {

@@ -7,7 +7,8 @@
  * run in one process gives (ProcessCrashError, TaskExitError), instead of ending the worker with
  * its job left to stall and run again.
  */
-import type { TaskCache } from "../caching/task-cache.ts";
+import type { TaskCache, TaskKey } from "../caching/task-cache.ts";
+import { CacheKeyMismatchError } from "../errors.ts";
 import type { FlowNode } from "../definition/flow-definition.ts";
 import { watchCrashes } from "../run/crash-guard.ts";
 import { isError, type RunEvent, toErrorInfo } from "../run/events.ts";
@@ -56,6 +57,14 @@ export interface DispatchedRunSettings {
    * from `env` for this task alone.
    */
   readonly largeOutputs?: LargeOutputs | null;
+  /**
+   * The task's key as this process made it from the task's inputs (`cache.keyFor`), when it
+   * checked `task.key` against it before; absent, it is made here. The task's result is stored
+   * under this one, never under the key the task names: a task whose key differs is refused
+   * (CacheKeyMismatchError), as a crafted or altered job would otherwise plant a result under
+   * another input's key.
+   */
+  readonly key?: TaskKey;
 }
 
 /** Runs one dispatched task through runTask (its run, attempts, outputs, cache entry) and waits for its processes to end; never rejects. */
@@ -98,7 +107,23 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
     s.signal.removeEventListener("abort", onAbort);
     return { ok: false, error: errorInfoOf(asError(error), secrets), cancelled: false, attempts: 0 };
   }
-  const state: PipelineTask = { node, result: { status: "running", attempts: 0 }, ...(task.key ? { key: task.key } : {}), ...(task.forceRun ? { forceRun: true } : {}), ...(task.missReason !== undefined ? { missReason: task.missReason } : {}) };
+  // The key the result is stored under is made here, from the inputs the task runs with: the one
+  // the task names only has to agree with it (see DispatchedRunSettings.key).
+  let key: TaskKey | undefined;
+  if (task.key && s.cache) {
+    try {
+      key = s.key ?? (await s.cache.keyFor(node, task.inputs, { flowRunId: task.flowRunId }));
+    } catch (error) {
+      s.signal.removeEventListener("abort", onAbort);
+      return { ok: false, error: errorInfoOf(asError(error), secrets), cancelled: false, attempts: 0 };
+    }
+    const named = (task.key as { key?: unknown }).key;
+    if (key.key !== named) {
+      s.signal.removeEventListener("abort", onAbort);
+      return { ok: false, error: errorInfoOf(new CacheKeyMismatchError(node.id, key.key, String(named), keyDifferences(task.key, key)), secrets), cancelled: false, attempts: 0 };
+    }
+  }
+  const state: PipelineTask = { node, result: { status: "running", attempts: 0 }, ...(key ? { key } : {}), ...(task.forceRun ? { forceRun: true } : {}), ...(task.missReason !== undefined ? { missReason: task.missReason } : {}) };
   // Secrets tasks of the run asked for on other processes, known here by this process's own value before the task starts.
   for (const name of Array.isArray(task.askedSecrets) ? task.askedSecrets : []) if (typeof name === "string") secrets.learnAsked(name);
   // As a flow run does: an error that escapes code while the task runs stops it as failed, and
@@ -131,6 +156,27 @@ export async function runDispatchedTask(node: FlowNode, task: Omit<DispatchedTas
     offCrash();
     s.signal.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * What differs between the key a dispatched task names (`theirs`, as it came: not trusted to be
+ * well formed) and the one made here, by ingredient, for a message: `input "n"`, `code`.
+ */
+/** @internal */
+export function keyDifferences(theirs: unknown, mine: TaskKey): string[] {
+  const t = (theirs as { ingredients?: unknown } | null)?.ingredients as Record<string, unknown> | undefined;
+  if (!t || typeof t !== "object") return ["all (the job records none)"];
+  const m = mine.ingredients as unknown as Record<string, unknown>;
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const out: string[] = [];
+  for (const part of ["schemaVersion", "taskName", "taskVersion", "code", "codeFiles", "environment"]) if (!same(t[part], m[part])) out.push(part === "code" ? "code" : part);
+  for (const group of ["inputs", "params", "env"] as const) {
+    const a = (t[group] && typeof t[group] === "object" ? t[group] : {}) as Record<string, unknown>;
+    const b = (m[group] && typeof m[group] === "object" ? m[group] : {}) as Record<string, unknown>;
+    const noun = group === "inputs" ? "input" : group === "params" ? "param" : "environment variable";
+    for (const name of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) if (!same(a[name], b[name])) out.push(`${noun} "${name}"`);
+  }
+  return out;
 }
 
 /** `error` as sent to the coordinator: masked, with its place in the user's code (shown there as for a task run there) and its code. */
