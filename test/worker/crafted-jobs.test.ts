@@ -8,12 +8,13 @@
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import type { Queue as BullQueue } from "../../packages/worker/node_modules/bullmq/dist/esm/index.js";
 import { cairnRun, killGroup, tmp } from "../cache/helpers.ts";
 import { startWorker, timesRun, useQueueServers } from "./helpers.ts";
 
 // BullMQ is the worker package's dependency, not the workspace root's: the worker's own copy.
-const { Queue } = createRequire(join(import.meta.dirname, "../../packages/worker/package.json"))("bullmq") as typeof import("../../packages/worker/node_modules/bullmq");
-type Queue = InstanceType<typeof Queue>;
+const { Queue } = createRequire(join(import.meta.dirname, "../../packages/worker/package.json"))("bullmq") as { Queue: typeof BullQueue };
+type Queue = BullQueue;
 
 const servers = useQueueServers();
 const oneFlow = join(import.meta.dirname, "fixtures/one.flow.ts");

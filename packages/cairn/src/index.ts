@@ -41,4 +41,5 @@ export {
   PoisonTaskError,
   WorkerOptionError,
   QueueJobDataError,
+  QueueAuthError,
 } from "@cairn/worker/errors";

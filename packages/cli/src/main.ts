@@ -205,7 +205,7 @@ Options:
                  load no flow to find. Also CAIRN_IMPORT=FILE[,FILE...], loaded before these.
 
 Exit codes: 0 done (the flow succeeded), 1 the flow failed or was cancelled by other than a signal (another command: it failed at its work),
-  2 usage, validation or setting error (a flag, a variable, an experiment that is missing or deleted),
+  2 usage, validation or setting error (a flag, a variable, an experiment that is missing or deleted, a queue password Redis refuses),
   3 a service Cairn needs (tracking server, shared cache, queue) could not be used before the flow started: retry once it is back,
   130 interrupted (Ctrl-C, SIGTERM, SIGHUP) before the run's work was done.`,
   run: `Usage: cairn run FILE [options]      (same flags: tsx FILE [options])
@@ -252,7 +252,7 @@ Options:
       --healthcheck      Check that a worker of this flow (and of these pools) runs on this host: its
                          heartbeat in Redis is at most 6 s old (a stopped or stuck one fails). Exit 0
                          and print ok; 1 when no such worker beats; 3 when Redis does not answer; 2 when
-                         the flow does not load or URL is not redis://. A liveness probe, run beside
+                         the flow does not load, URL is not redis://, or Redis refuses its password. A liveness probe, run beside
                          the worker; \`cairn workers\` lists every live worker.
       --secrets FILE     KEY=VALUE file of secrets for ctx.secret(); never logged. Repeatable: a key in
                          a later file wins.
@@ -600,6 +600,8 @@ const VALIDATION_CODES: ReadonlySet<string> = new Set([
   "CAIRN_NOT_SERIALIZABLE",
   // The queue's (@cairn/worker, loaded only with --queue): a bad URL or option, a run its workers could not share.
   "CAIRN_QUEUE_URL",
+  // Redis refused the URL's password or user: the same password again would be refused again.
+  "CAIRN_QUEUE_AUTH",
   "CAIRN_QUEUE_NEEDS_SHARED_TRACKER",
   "CAIRN_WORKER_OPTION",
 ]);

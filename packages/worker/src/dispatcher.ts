@@ -35,7 +35,7 @@ import {
   WORKER_TAG,
 } from "@cairn/core";
 import { PoisonTaskError, QueueInputsTooLargeError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
-import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueName, whyUnreachable } from "./queue-names.ts";
+import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueFailure, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobData, type JobProgress, STALLED_REASON, withNegativeZerosNoted } from "./job.ts";
 import { closeDeadRuns, poisonTags, stoppedWhileRunning } from "./dead-runs.ts";
 import { fromSent, readOutputs, type SentOutcome } from "./outputs-by-reference.ts";
@@ -152,7 +152,7 @@ class RedisQueueDispatcher implements QueueDispatcher {
     try {
       await this.redis.ping();
     } catch (cause) {
-      throw new QueueUnreachableError(this.url, "open the queue", { cause: whyUnreachable(this.redis, cause), inRun: true });
+      throw queueFailure(this.url, "open the queue", this.redis, cause, { inRun: true });
     }
   }
 

@@ -43,6 +43,38 @@ export class QueueUnreachableError extends CairnError {
   }
 }
 
+/**
+ * The queue's Redis answered, and refused the URL's credentials (`WRONGPASS`, `NOAUTH`) or what
+ * its user may do (`NOPERM`): a setting to fix, not a service to wait for, so `cairn` exits 2 and a
+ * supervisor does not start the worker again and again with the same password.
+ */
+export class QueueAuthError extends CairnError {
+  static override readonly code: string = "CAIRN_QUEUE_AUTH";
+  override name = "QueueAuthError";
+  /** Redis's answer's first word: `WRONGPASS`, `NOAUTH` or `NOPERM`. */
+  readonly reply: string;
+  constructor(
+    readonly url: string,
+    readonly operation: string,
+    /** Redis's answer (it never holds the password). */
+    answer: string,
+  ) {
+    const reply = /^[A-Z]+/.exec(answer)?.[0] ?? "";
+    const shown = redactUri(url);
+    const fix =
+      reply === "NOPERM"
+        ? `The user the URL names may not run what a Cairn queue needs: give it every command and key (ACL SETUSER <user> on ~* &* +@all), or name another user in the URL.`
+        : reply === "NOAUTH"
+          ? `Redis asks for a password the URL does not give: put it in the URL (redis://:PASSWORD@host:6379, or redis://USER:PASSWORD@host:6379 for an ACL user), percent-encoded.`
+          : `Check the user name and password in the URL against Redis's (requirepass, or the ACL user's), percent-encoded (%40 for @, %23 for #, %25 for %).`;
+    super(
+      `The queue's Redis at ${shown} refused ${reply === "NOPERM" ? "what its user may do" : "its password or user name"} while trying to ${operation} (${answer}). ` +
+        `${fix} Give the URL in CAIRN_QUEUE rather than --queue, which other processes of the machine can read. Try it with redis-cli -u ${shown} ping (with the real password). Retrying does not help.`,
+    );
+    this.reply = reply;
+  }
+}
+
 /** The queue URL is not a Redis URL. */
 export class QueueUrlError extends CairnError {
   static override readonly code: string = "CAIRN_QUEUE_URL";

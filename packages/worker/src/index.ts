@@ -23,4 +23,5 @@ export {
   PoisonTaskError,
   WorkerOptionError,
   QueueJobDataError,
+  QueueAuthError,
 } from "./errors.ts";

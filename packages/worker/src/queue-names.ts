@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { parseStoreUrl } from "@cairn/cache";
 import { LONGEST_TIMER, LONGEST_TIMER_MS } from "@cairn/core";
 import { Redis, type RedisOptions } from "ioredis";
-import { QueueUrlError, WorkerOptionError } from "./errors.ts";
+import { QueueAuthError, QueueUnreachableError, QueueUrlError, WorkerOptionError } from "./errors.ts";
 
 /** The pool of tasks that name none, and of workers started without `--pool`. */
 export const DEFAULT_POOL = "default";
@@ -108,6 +108,20 @@ const lastErrors = new WeakMap<Redis, Error>();
 /** Why a command on `redis` failed, in the words of its connection's last error when it has one. */
 export function whyUnreachable(redis: Redis, failure: unknown): unknown {
   return lastErrors.get(redis) ?? failure;
+}
+
+/**
+ * The error a failed command on `redis` stands for: QueueAuthError when Redis answered with a
+ * refusal of the URL's credentials or its user's rights (`WRONGPASS`, `NOAUTH`, `NOPERM`), which
+ * no retry fixes; else QueueUnreachableError.
+ */
+export function queueFailure(url: string, operation: string, redis: Redis, failure: unknown, options: { inRun?: boolean } = {}): QueueAuthError | QueueUnreachableError {
+  const cause = whyUnreachable(redis, failure);
+  for (const e of [failure, cause]) {
+    const message = e instanceof Error ? e.message : "";
+    if (/^(WRONGPASS|NOAUTH|NOPERM)\b/.test(message)) return new QueueAuthError(url, operation, message.split("\n")[0]!);
+  }
+  return new QueueUnreachableError(url, operation, { cause, ...options });
 }
 
 /**

@@ -86,8 +86,8 @@ import {
   KEPT_OUTCOME_MS,
   keptOutcomeKey,
   logChannel,
+  queueFailure,
   queueName,
-  whyUnreachable,
   workerKey,
 } from "./queue-names.ts";
 
@@ -679,7 +679,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     // otherwise go on reconnecting and keep a worker that never takes a task alive.
     redis.disconnect();
     subscriber.disconnect();
-    throw new QueueUnreachableError(url, "start the worker", { cause: whyUnreachable(subscriber, cause) });
+    throw queueFailure(url, "start the worker", subscriber, cause);
   }
   /** Cancels the run's tasks here, with what stopped its flow when the coordinator sent it (their runs record it). */
   const cancelRun = (flowRunId: string, stop: SentStop | undefined) => {

@@ -3,8 +3,7 @@
  * the reachability check behind `cairn worker --healthcheck`.
  */
 import type { Redis } from "ioredis";
-import { QueueUnreachableError } from "./errors.ts";
-import { checkQueueUrl, connect, whyUnreachable, WORKER_KEYS } from "./queue-names.ts";
+import { checkQueueUrl, connect, queueFailure, WORKER_KEYS } from "./queue-names.ts";
 
 /** A live worker's record in Redis, as `cairn workers` lists it. */
 export interface WorkerRecord {
@@ -29,7 +28,7 @@ export async function listWorkers(url: string): Promise<WorkerRecord[]> {
   try {
     return await readWorkers(redis);
   } catch (cause) {
-    throw new QueueUnreachableError(url, "list its workers", { cause: whyUnreachable(redis, cause) });
+    throw queueFailure(url, "list its workers", redis, cause);
   } finally {
     redis.disconnect();
   }
@@ -48,13 +47,13 @@ export async function readWorkers(redis: Redis): Promise<WorkerRecord[]> {
   return values.flatMap((v) => (v ? [JSON.parse(v) as WorkerRecord] : [])).sort((a, b) => a.startedAt - b.startedAt);
 }
 
-/** Resolves when Redis answers at `url`; rejects with QueueUnreachableError. */
+/** Resolves when Redis answers at `url`; rejects with QueueUnreachableError, or QueueAuthError when it refuses the URL's credentials. */
 export async function checkQueue(url: string): Promise<void> {
   const redis = connect(checkQueueUrl(url));
   try {
     await redis.ping();
   } catch (cause) {
-    throw new QueueUnreachableError(url, "check it", { cause: whyUnreachable(redis, cause) });
+    throw queueFailure(url, "check it", redis, cause);
   } finally {
     redis.disconnect();
   }

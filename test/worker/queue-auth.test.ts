@@ -1,0 +1,59 @@
+/**
+ * A queue's Redis behind a password (redis-server --requirepass, and an ACL user with few rights):
+ * a password or user it refuses is a setting to fix (QueueAuthError, exit 2), not a Redis that did
+ * not answer (exit 3, which a supervisor answers by starting the worker again, for ever). Real
+ * redis-server, MLflow server and `cairn` processes.
+ */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
+import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
+import { cairnBin, cairnRun, childEnv, start, tmp } from "../cache/helpers.ts";
+
+const PASSWORD = "q-pass-7d1e9c";
+const oneFlow = join(import.meta.dirname, "fixtures/one.flow.ts");
+let redis: RedisServer | undefined;
+let mlflow: MlflowServer | undefined;
+beforeAll(async () => {
+  [redis, mlflow] = await Promise.all([startRedisServer({ args: ["--requirepass", PASSWORD] }), startMlflowServer()]);
+  // An ACL user that may run nothing a queue needs.
+  await promisify(execFile)("redis-cli", ["-p", String(redis.port), "-a", PASSWORD, "--no-auth-warning", "ACL", "SETUSER", "reader", "on", ">reader-pw", "~other:*", "+get"]);
+}, 180_000);
+afterAll(async () => {
+  await Promise.all([redis?.stop(), mlflow?.stop()]);
+});
+
+const url = (auth: string) => `redis://${auth}127.0.0.1:${redis!.port}`;
+const cairn = (args: string[], env: NodeJS.ProcessEnv = {}) => start(process.execPath, [cairnBin, ...args], { env: childEnv({ MLFLOW_TRACKING_URI: mlflow!.uri, ...env }) }).done;
+
+describe("a queue password Redis refuses", () => {
+  it.each([
+    ["a wrong password", ":wrong-pw-31@", "WRONGPASS", "refused its password or user name"],
+    ["no password", "", "NOAUTH", "asks for a password the URL does not give"],
+    ["an ACL user without the rights", "reader:reader-pw@", "NOPERM", "refused what its user may do"],
+  ])("%s: cairn worker, --healthcheck, cairn workers and cairn run --queue say so and exit 2, not 3", async (_what, auth, reply, says) => {
+    const queue = url(auth);
+    const runs = await Promise.all([
+      cairn(["worker", oneFlow, "--queue", queue, "--root", await tmp("cairn-auth-")]),
+      cairn(["worker", oneFlow, "--queue", queue, "--healthcheck"]),
+      cairn(["workers", "--queue", queue]),
+      cairnRun(oneFlow, await tmp("cairn-auth-"), ["--queue", queue], { MLFLOW_TRACKING_URI: mlflow!.uri, MLFLOW_EXPERIMENT_NAME: "queue-auth" }).done,
+    ]);
+    for (const r of runs) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain("QueueAuthError: The queue's Redis at redis://");
+      expect(r.stderr).toContain(reply);
+      expect(r.stderr).toContain(says);
+      expect(r.stderr).not.toContain("did not answer");
+      for (const secret of ["wrong-pw-31", "reader-pw", PASSWORD]) expect(r.stderr + r.stdout).not.toContain(secret);
+    }
+  }, 180_000);
+
+  it("the right password still works: cairn workers lists none", async () => {
+    const r = await cairn(["workers", "--queue", url(`:${PASSWORD}@`)]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("No live workers.");
+  });
+});
