@@ -10,10 +10,11 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
-import { cairnBin, cairnRun, childEnv, start, tmp } from "../cache/helpers.ts";
+import { cairnBin, cairnRun, childEnv, killGroup, start, tmp } from "../cache/helpers.ts";
 
 const PASSWORD = "q-pass-7d1e9c";
 const oneFlow = join(import.meta.dirname, "fixtures/one.flow.ts");
+const peekFlow = join(import.meta.dirname, "fixtures/peek.flow.ts");
 let redis: RedisServer | undefined;
 let mlflow: MlflowServer | undefined;
 beforeAll(async () => {
@@ -56,4 +57,51 @@ describe("a queue password Redis refuses", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("No live workers.");
   });
+});
+
+describe("the queue URL's password, kept from tasks", () => {
+  /** `cairn worker peek.flow.ts ...args` with `env`, resolved once ready; killed after the test. */
+  async function peekWorker(args: string[], env: NodeJS.ProcessEnv) {
+    const w = start(process.execPath, [cairnBin, "worker", peekFlow, "--root", await tmp("cairn-peek-"), ...args], { env: childEnv({ MLFLOW_TRACKING_URI: mlflow!.uri, PEEK_SAYS: PASSWORD, ...env }) });
+    let log = "";
+    w.child.stderr!.on("data", (d: Buffer) => (log += d));
+    const end = Date.now() + 60_000;
+    while (!/worker \S+ ready/.test(log)) {
+      if (Date.now() > end || w.child.exitCode !== null) throw new Error(`the worker never said it was ready:\n${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { log: () => log, stop: async () => (killGroup(w.child, "SIGKILL"), await w.done) };
+  }
+
+  /** The task run's stderr log, as the MLflow server keeps it. */
+  async function stderrLog(runId: string): Promise<string> {
+    const res = await fetch(`${mlflow!.uri}/get-artifact?path=logs/stderr.txt&run_uuid=${runId}`);
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    return text;
+  }
+
+  it.each([
+    ["CAIRN_QUEUE on both sides: the URL is on no command line, and task processes do not inherit the variable", "env"],
+    ["--queue on the worker's command line: a task that reads it there prints the password masked", "flag"],
+  ])("%s", async (_what, how) => {
+    const queue = url(`:${PASSWORD}@`);
+    const name = `peek-${how}`;
+    const worker = await peekWorker(how === "flag" ? ["--queue", queue] : [], { FLOW_NAME: name, ...(how === "env" ? { CAIRN_QUEUE: queue } : {}) });
+    try {
+      const r = await cairnRun(peekFlow, await tmp("cairn-peek-"), [], { FLOW_NAME: name, MLFLOW_TRACKING_URI: mlflow!.uri, MLFLOW_EXPERIMENT_NAME: name, CAIRN_QUEUE: queue }).done;
+      expect(r.code, r.stderr).toBe(0);
+      const said = r.stdout + r.stderr;
+      expect(said).toContain("says: ***");
+      expect(said).toContain("queue env: unset");
+      if (how === "flag") expect(said).toMatch(/parent: .*--queue redis:\/\/:\*\*\*@127\.0\.0\.1/);
+      else expect(said).not.toContain("redis://");
+      const runId = String(r.json.find((e) => e.type === "task" && e.task === "peek" && typeof e.taskRunId === "string")?.taskRunId);
+      const logged = await stderrLog(runId);
+      expect(logged).toContain("says: ***");
+      for (const text of [said, worker.log(), logged]) expect(text).not.toContain(PASSWORD);
+    } finally {
+      await worker.stop();
+    }
+  }, 180_000);
 });

@@ -236,6 +236,7 @@ Options:
                              (not the flow file's folder).
       --queue URL            Run the tasks on \`cairn worker\` processes that take them from this Redis
                              queue (redis://host:6379); needs MLFLOW_TRACKING_URI set to an MLflow server.
+                             Also CAIRN_QUEUE=URL, better for a URL with a password (ps shows a command line).
   -h, --help                 Show this help`,
   worker: `Usage: cairn worker FILE --queue URL [--pool NAME]... [--concurrency N] [--healthcheck]
 
@@ -245,7 +246,8 @@ code differs from the coordinator's is refused). Records to the flow run's MLflo
 SIGTERM, SIGHUP or Ctrl-C: finishes the tasks it runs, takes no more, and exits.
 
 Options:
-      --queue URL        The queue's Redis (redis://host:6379)
+      --queue URL        The queue's Redis (redis://host:6379); else CAIRN_QUEUE, better for a URL with a
+                         password (ps shows a command line)
       --pool NAME        Take only this pool's tasks; repeatable. Default: the tasks that name no pool
                          (--pool default names those too).
   -c, --concurrency N    Tasks it runs at once, per pool. Default: 1
@@ -259,7 +261,7 @@ Options:
       --root DIR         Folder of Cairn's local state. Default: .cairn in the working directory`,
   workers: `Usage: cairn workers --queue URL [--json]
 
-Lists the live workers of the queue at URL: host, pid, flow, pools, the Cairn each runs (as \`cairn --version\` prints it), running tasks, last heartbeat.`,
+Lists the live workers of the queue at URL (else CAIRN_QUEUE): host, pid, flow, pools, the Cairn each runs (as \`cairn --version\` prints it), running tasks, last heartbeat.`,
   init: `Usage: cairn init [DIR] [--template ts|python] [--no-install]
 
 Scaffolds a Cairn project in DIR (default: the working directory, created when missing):
@@ -501,7 +503,7 @@ async function runNamedCommand(command: string, rest: string[], io: CliIo & Requ
     case "worker":
       return await workerCommand(rest, { ...io, stdout, stderr, env });
     case "workers":
-      return await workersCommand(rest, stdout);
+      return await workersCommand(rest, stdout, env);
     case "report":
       return await reportCommand(rest, stdout, stderr, env);
     default:
@@ -798,7 +800,8 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
   const reporter = await createReporter(mode, io.stdout, io.stderr, useColor, flowSize(flow.definition), { datedLines, quiet, recorded: values["no-tracking"] !== true, stillRunningMs });
 
   // Loaded only for a queue: BullMQ and its Redis client are not what a run on one machine needs.
-  const dispatcher = values.queue !== undefined ? (await import("@cairn/worker")).queueDispatcher(values.queue, { flowFile: positionals[0] }) : undefined;
+  const queue = queueUrlOf(values.queue, io.env);
+  const dispatcher = queue !== undefined ? (await import("@cairn/worker")).queueDispatcher(queue, { flowFile: positionals[0] }) : undefined;
   // The run's report is logged on the flow run before it ends (see README, "Reports").
   let report: { localPath?: string; artifactPath: string; url?: string } | undefined;
   /** Whether the report hook ran to its end (written, or its failure said): a cancel stops the run's wait for it. */
@@ -986,21 +989,22 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
     "worker",
   );
   if (positionals.length > 1) throw new UsageError(`Expected one flow file, got ${positionals.length}: ${positionals.join(" ")}.`);
-  if (values.queue === undefined) throw new UsageError(`Expected --queue URL (the Redis that \`cairn run --queue URL\` sends tasks to), got none.`);
+  const queue = queueUrlOf(values.queue, io.env);
+  if (queue === undefined) throw new UsageError(`Expected the queue's Redis URL (the Redis that \`cairn run\` sends tasks to) in CAIRN_QUEUE, or as --queue URL, got neither.`);
   const concurrency = values.concurrency === undefined ? 1 : integerOption("--concurrency", values.concurrency, 1, "Give how many tasks this worker runs at once per pool in digits (-c 2), or leave it out for 1.");
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
   const root = values.root === undefined ? undefined : await checkRoot(values.root, "make");
   const worker = await import("@cairn/worker");
   const flow = await loadFlow(positionals[0], { ...io, usage: "cairn worker flow.ts --queue URL" });
   if (values.healthcheck) {
-    await worker.checkQueue(values.queue);
+    await worker.checkQueue(queue);
     // The worker this check is run beside (a liveness probe runs in its container): one of this
     // flow and pools on this host whose heartbeat record has not expired. A worker stopped or
     // stuck (its event loop blocked) writes none, and fails it.
     const name = flow.definition.name;
     const pools = values.pool?.length ? values.pool : [worker.DEFAULT_POOL];
     const here = hostname();
-    const live = (await worker.listWorkers(values.queue)).filter((w) => w.host === here && w.flow === name && pools.every((p) => w.pools.includes(p)));
+    const live = (await worker.listWorkers(queue)).filter((w) => w.host === here && w.flow === name && pools.every((p) => w.pools.includes(p)));
     if (!live.length) {
       io.stderr.write(
         `No live worker of flow "${name}" for pool ${pools.map((p) => `"${p}"`).join(", ")} on this host (${here}): none has written its heartbeat to the queue in the last 6 s. ` +
@@ -1020,7 +1024,7 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
   const running = await worker.startWorker({
     flow: flow.definition,
     file,
-    queue: values.queue,
+    queue,
     ...(values.pool ? { pools: values.pool } : {}),
     concurrency,
     ...(root ? { root } : {}),
@@ -1051,6 +1055,17 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
 }
 
 /**
+ * The queue's URL: `--queue`, else CAIRN_QUEUE (empty is unset). The variable keeps a password out
+ * of the command line, which `ps` shows to every user and a task reads from its parent's. Read, it
+ * leaves `process.env` (when it is the command's env), so that task processes do not inherit it.
+ */
+function queueUrlOf(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  const fromEnv = env.CAIRN_QUEUE?.trim() ? env.CAIRN_QUEUE : undefined;
+  if (env === process.env) delete process.env.CAIRN_QUEUE;
+  return flag ?? fromEnv;
+}
+
+/**
  * Resolves, with what asked, once the worker is to stop: `io.signal` aborted, `also` resolved (the
  * worker stopped itself), or, as the `cairn` command (`handleSignals`), SIGINT, SIGTERM or SIGHUP.
  * A worker in an app takes none of the app's signals: a Ctrl-C meant for the app would have
@@ -1072,12 +1087,13 @@ function stopAsked(io: CliIo, also: Promise<string>): Promise<string> {
   });
 }
 
-async function workersCommand(args: string[], stdout: Writable): Promise<number> {
+async function workersCommand(args: string[], stdout: Writable, env: NodeJS.ProcessEnv): Promise<number> {
   const { values, positionals } = parse(args, { queue: { type: "string" }, json: { type: "boolean" } }, "workers");
   if (positionals.length) throw new UsageError(`Expected no arguments, got ${positionals.join(" ")}.`);
-  if (values.queue === undefined) throw new UsageError(`Expected --queue URL (the Redis the workers take tasks from), got none.`);
+  const queue = queueUrlOf(values.queue, env);
+  if (queue === undefined) throw new UsageError(`Expected the queue's Redis URL (the Redis the workers take tasks from) in CAIRN_QUEUE, or as --queue URL, got neither.`);
   const { listWorkers } = await import("@cairn/worker");
-  const workers = await listWorkers(values.queue);
+  const workers = await listWorkers(queue);
   if (values.json) {
     stdout.write(`${JSON.stringify(workers, null, 2)}\n`);
     return EXIT.ok;

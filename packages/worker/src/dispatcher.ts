@@ -35,7 +35,7 @@ import {
   WORKER_TAG,
 } from "@cairn/core";
 import { PoisonTaskError, QueueInputsTooLargeError, QueueJobLostError, QueueNeedsSharedTrackerError, QueueUnreachableError } from "./errors.ts";
-import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueFailure, queueName, whyUnreachable } from "./queue-names.ts";
+import { CANCEL_CHANNEL, cancelledKey, checkQueueUrl, connect, DEFAULT_POOL, integerFromEnv, jobId, logChannel, queueCredentials, queueFailure, queueName, whyUnreachable } from "./queue-names.ts";
 import { type JobData, type JobProgress, STALLED_REASON, withNegativeZerosNoted } from "./job.ts";
 import { closeDeadRuns, poisonTags, stoppedWhileRunning } from "./dead-runs.ts";
 import { fromSent, readOutputs, type SentOutcome } from "./outputs-by-reference.ts";
@@ -143,6 +143,11 @@ class RedisQueueDispatcher implements QueueDispatcher {
     });
     this.watch = setInterval(() => this.checkDown(), 500);
     this.watch.unref();
+  }
+
+  /** The queue URL's password: the run masks it (a task on a worker may come across it). */
+  credentials(): Record<string, string> {
+    return queueCredentials(this.url);
   }
 
   async open(run: { flowName: string; tracker: Tracker }): Promise<void> {

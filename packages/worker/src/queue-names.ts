@@ -87,6 +87,28 @@ export function checkQueueUrl(url: unknown): string {
 }
 
 /**
+ * The password of a queue URL, as credentials to mask (SecretRegistry.maskCredentials): decoded,
+ * and as the URL writes it when that differs (a URL printed whole holds that form). Empty when
+ * the URL has none.
+ */
+export function queueCredentials(url: string): Record<string, string> {
+  let raw: string;
+  try {
+    raw = new URL(url).password;
+  } catch {
+    return {};
+  }
+  if (!raw) return {};
+  let decoded = raw;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    // checkQueueUrl refuses such a URL; the raw form is masked all the same
+  }
+  return { "the queue URL's password": decoded, ...(decoded !== raw ? { "the queue URL's password, percent-encoded": raw } : {}) };
+}
+
+/**
  * A connection to the queue's Redis. `blocking`: for BullMQ's workers and event readers, whose
  * commands wait for ever (BullMQ asks for no per-request retry limit there).
  */

@@ -86,6 +86,7 @@ import {
   KEPT_OUTCOME_MS,
   keptOutcomeKey,
   logChannel,
+  queueCredentials,
   queueFailure,
   queueName,
   workerKey,
@@ -264,6 +265,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       };
       // The tracker's credentials reach task processes, as in one process: what those print of them is masked.
       shared.secrets.maskCredentials(tracker.childEnv?.() ?? {});
+      // And the queue URL's password, which a task may come across (the worker's command line, when given as --queue).
+      shared.secrets.maskCredentials(queueCredentials(url));
       const { note } = trackerEnv(env, data.tracker.uri, id);
       if (note) {
         const event: RunEvent = { type: "log", level: "warn", runId: data.flowRunId, message: note, time: Date.now() };

@@ -119,6 +119,12 @@ export interface TaskDispatcher {
    * masked). Resolves with how it ended; never rejects.
    */
   run(task: DispatchedTask, signal: AbortSignal, log: (event: LogEvent) => void): Promise<DispatchedOutcome>;
+  /**
+   * The credentials the dispatcher holds (a queue URL's password), by a name for messages: the
+   * run masks them in its text (events, logs, errors) as it masks the tracker's, so that a task
+   * that prints one shows `***`. Optional.
+   */
+  credentials?(): Readonly<Record<string, string>>;
 }
 
 /** A dispatcher a run opens itself from `RunOptions.queue`, and closes when it is over. */

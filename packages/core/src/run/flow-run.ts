@@ -592,6 +592,8 @@ async function startRun<Outputs>(definition: FlowDefinition, options: RunOptions
   }
   // The tracker's credentials reach task processes (Tracker.childEnv): what those print of them is masked.
   secrets.maskCredentials(tracker.childEnv?.() ?? {});
+  // And the dispatcher's (a queue URL's password), which a task on a worker may come across (its worker's command line, once).
+  secrets.maskCredentials(options.dispatcher?.credentials?.() ?? {});
   // A dispatcher that cannot serve this run (no shared tracker) refuses it before anything is recorded.
   if (options.dispatcher) await options.dispatcher.open({ flowName: definition.name, tracker, env });
   // Runs a killed process left RUNNING are closed while this one opens (said once, as the first event).
