@@ -10,7 +10,8 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RedisServer, startRedisServer } from "../../packages/cache/test/redis-server.ts";
 import { type MlflowServer, startMlflowServer } from "../../packages/mlflow/test/mlflow-server.ts";
-import { cairnBin, cairnRun, childEnv, killGroup, start, tmp } from "../cache/helpers.ts";
+import { cairnBin, cairnRun, childEnv, killGroup, start, type Started, tmp } from "../cache/helpers.ts";
+import { timesRun } from "./helpers.ts";
 
 const PASSWORD = "q-pass-7d1e9c";
 const oneFlow = join(import.meta.dirname, "fixtures/one.flow.ts");
@@ -102,6 +103,44 @@ describe("the queue URL's password, kept from tasks", () => {
       for (const text of [said, worker.log(), logged]) expect(text).not.toContain(PASSWORD);
     } finally {
       await worker.stop();
+    }
+  }, 180_000);
+});
+
+describe("two teams on one Redis", () => {
+  it("each with its own database number in the URL (/5, /6) and flows of the same name: a worker takes only its own database's jobs", async () => {
+    const markerDir = await tmp("cairn-teams-marks-");
+    const env = { FLOW_NAME: "same-name", MLFLOW_TRACKING_URI: mlflow!.uri, MLFLOW_EXPERIMENT_NAME: "teams", MARKER_DIR: markerDir };
+    const [teamA, teamB] = [`${url(`:${PASSWORD}@`)}/5`, `${url(`:${PASSWORD}@`)}/6`];
+    const started: Started[] = [];
+    const worker = async (queue: string) => {
+      const w = start(process.execPath, [cairnBin, "worker", oneFlow, "--root", await tmp("cairn-teams-")], { env: childEnv({ ...env, CAIRN_QUEUE: queue }) });
+      started.push(w);
+      let log = "";
+      w.child.stderr!.on("data", (d: Buffer) => (log += d));
+      while (!/worker \S+ ready/.test(log)) {
+        if (w.child.exitCode !== null) throw new Error(`the worker exited:\n${log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return { child: w.child, log: () => log };
+    };
+    try {
+      const a = await worker(teamA);
+      const run = cairnRun(oneFlow, await tmp("cairn-teams-"), ["-p", "n=41"], { ...env, CAIRN_QUEUE: teamB });
+      await new Promise((r) => setTimeout(r, 3000));
+      // Team A's worker, on database 5, neither sees team B's job nor is listed on database 6.
+      expect(await timesRun(markerDir, "only")).toBe(0);
+      expect((await cairn(["workers"], { CAIRN_QUEUE: teamB })).stdout).toContain("No live workers.");
+      expect((await cairn(["workers"], { CAIRN_QUEUE: teamA })).stdout).toContain("same-name");
+      await worker(teamB);
+      const r = await run.done;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json.at(-1)).toMatchObject({ type: "flow", status: "succeeded", outputs: { n: 41 } });
+      expect(await timesRun(markerDir, "only")).toBe(1);
+      expect(a.log()).not.toContain("task only");
+    } finally {
+      for (const w of started) killGroup(w.child);
+      await Promise.all(started.map((w) => w.done));
     }
   }, 180_000);
 });

@@ -298,7 +298,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
    * it to as to any: true when it was handed back. Not when every live worker of its pool has
    * refused it and the grace period since the first refusal is over: then it fails here. Two
    * projects on one Redis whose flows share a name share its queues: a worker of the other one
-   * hands the job back as a worker of an older commit does. `holdMs`: how long this worker keeps
+   * hands the job back as a worker of an older commit does, unless its task has the same id and
+   * code, which it then runs (the README says to give each its own Redis database). `holdMs`: how long this worker keeps
    * the slot the job took when an untried worker idles (see refuse).
    */
   const handBack = async (
