@@ -46,7 +46,7 @@ describe("validation errors found before anything runs exit 2", () => {
     const r = await cairn([...args, "--healthcheck"]);
     expect(r.stderr).toMatch(message);
     expect(r.code).toBe(2);
-    expect((await cairn(["help", "worker"])).stdout).toMatch(/1 when no such worker beats; 3 when Redis does not answer; 2 when\s+the flow does not load or URL is not redis:\/\//);
+    expect((await cairn(["help", "worker"])).stdout).toMatch(/1 when no such worker beats; 3 when Redis does not answer; 2 when\s+the flow does not load, URL is not redis:\/\/, or Redis refuses its password/);
   });
 
   it("cairn worker --healthcheck with a Redis that does not answer exits 3: a service down, not an unhealthy worker", async () => {

@@ -991,11 +991,11 @@ describe("what cairn says when --queue cannot work", () => {
     expect(dead.stderr).toContain("QueueUnreachableError: The queue at redis://127.0.0.1:1 did not answer while trying to open the queue");
   }, 60_000);
 
-  it("cairn worker needs --queue; cairn workers lists the live ones; --healthcheck says ok", async () => {
+  it("cairn worker needs --queue or CAIRN_QUEUE; cairn workers lists the live ones; --healthcheck says ok", async () => {
     const { env } = await testEnv("queue-list");
     const none = await start(process.execPath, [cairnBin, "worker", spreadFlow], { env: childEnv(env) }).done;
     expect(none.code).toBe(2);
-    expect(none.stderr).toContain("Expected --queue URL (the Redis that `cairn run --queue URL` sends tasks to), got none.");
+    expect(none.stderr).toContain("Expected the queue's Redis URL (the Redis that `cairn run` sends tasks to) in CAIRN_QUEUE, or as --queue URL, got neither.");
     const [w] = await spawnWorkers(1, env, ["--pool", "gpu", "--pool", "default"]);
     const listed = await start(process.execPath, [cairnBin, "workers", "--queue", servers.redis.url, "--json"], { env: childEnv(env) }).done;
     expect(listed.code, listed.stderr).toBe(0);
