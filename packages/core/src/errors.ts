@@ -1121,7 +1121,8 @@ export class CacheKeyMismatchError extends CairnError {
     super(
       `Task "${nodeId}" was not run${where ? ` ${where}` : ""}: expected cache key ${expected} for the inputs its job carries (made here from them, the task's code and environment), ` +
         `the job says ${got}${differs.length ? ` (its record differs in ${differs.join(", ")})` : ""}. ` +
-        `The job was not made for these inputs by this Cairn: another program or Cairn version made it, or it was altered in the queue's Redis. ` +
+        `The job was not made for these inputs by this Cairn: another program or Cairn version made it, or it was altered in the queue's Redis ` +
+        `(or an input names a file, as an MLflow project's path parameter does, whose content here differs from the coordinator's: such a file must be the same on every machine). ` +
         `Its result stored under the job's key would be a wrong cache hit for other inputs, so nothing was run or stored. ` +
         `Run the flow again with the workers' Cairn (cairn run --queue); if it happens again, find out who else writes to the queue's Redis, and give it a password (see "Running on several machines").`,
     );
