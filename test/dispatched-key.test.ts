@@ -1,7 +1,8 @@
 /**
  * runDispatchedTask stores a task's result under the key its own process makes from the task's
  * inputs, never under the key the task names: a dispatched task whose key is another input's (a
- * crafted or altered job) is refused with CacheKeyMismatchError, and nothing is stored.
+ * crafted or altered job) is refused with CacheKeyMismatchError, and nothing is stored. And a
+ * dispatcher's credentials (a queue URL's password) are masked in the run's events.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -46,5 +47,30 @@ describe("a dispatched task whose key is not its inputs'", () => {
     expect(again.tasks.double?.status).toBe("succeeded");
     expect(ran).toBe(1);
     await store.close();
+  });
+});
+
+describe("a dispatcher's credentials", () => {
+  it("are masked in the log lines its tasks send back, as the tracker's are", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-dispatched-creds-"));
+    dirs.push(root);
+    const password = "q-pass-55aa91";
+    const tracker = new LocalStore({ root });
+    const dispatcher: TaskDispatcher = {
+      open: () => {},
+      credentials: () => ({ "the queue URL's password": password }),
+      run: async (sent, signal, log) => {
+        // A worker that did not mask it (an older one): the line arrives as the task printed it.
+        log({ type: "log", level: "warn", runId: sent.flowRunId, task: sent.nodeId, message: `parent: cairn worker f.ts --queue redis://:${password}@host:6379`, time: Date.now() });
+        return runDispatchedTask(sent.node, sent, { tracker, workDir: root, signal, env: {}, secrets: {}, emit: (e) => e.type === "log" && log(e) });
+      },
+    };
+    const t = task("t").run(async () => ({ ok: true }));
+    const run = await flow("dispatched-creds").build(() => ({ ok: t({}).ok })).run({ root, dispatcher, env: {}, cache: false });
+    const lines: string[] = [];
+    run.on((e) => e.type === "log" && lines.push(e.message));
+    expect(await run.wait()).toMatchObject({ status: "succeeded" });
+    expect(lines.join("\n")).toContain("--queue redis://:***@host:6379");
+    expect(lines.join("\n")).not.toContain(password);
   });
 });
