@@ -254,8 +254,9 @@ Options:
       --healthcheck      Check that a worker of this flow (and of these pools) runs on this host: its
                          heartbeat in Redis is at most 6 s old (a stopped or stuck one fails). Exit 0
                          and print ok; 1 when no such worker beats; 3 when Redis does not answer; 2 when
-                         the flow does not load, URL is not redis://, or Redis refuses its password. A liveness probe, run beside
-                         the worker; \`cairn workers\` lists every live worker.
+                         the flow does not load, URL is not redis://, or Redis refuses its password.
+                         A liveness probe, run beside the worker; \`cairn workers\` lists every live
+                         worker.
       --secrets FILE     KEY=VALUE file of secrets for ctx.secret(); never logged. Repeatable: a key in
                          a later file wins.
       --root DIR         Folder of Cairn's local state. Default: .cairn in the working directory`,

@@ -60,7 +60,6 @@ import {
   BuildMismatchError,
   type QueueInputsUnreadableError,
   QueueJobDataError,
-  QueueUnreachableError,
   type Refusals,
   refusedSentence,
   SecretMismatchError,
@@ -299,8 +298,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
    * refused it and the grace period since the first refusal is over: then it fails here. Two
    * projects on one Redis whose flows share a name share its queues: a worker of the other one
    * hands the job back as a worker of an older commit does, unless its task has the same id and
-   * code, which it then runs (the README says to give each its own Redis database). `holdMs`: how long this worker keeps
-   * the slot the job took when an untried worker idles (see refuse).
+   * code, which it then runs (the README says to give each its own Redis database). `holdMs`: how
+   * long this worker keeps the slot the job took when an untried worker idles (see refuse).
    */
   const handBack = async (
     job: Job<JobData, SentOutcome>,
