@@ -83,6 +83,26 @@ describe.skipIf(process.platform !== "linux")("endProcessGroup", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it("a group started just after another group's end read /proc still gets SIGTERM and its grace: not taken for zombies from that reading", async () => {
+    // A fail-fast stop or a timeout while another task has just started: the other group's /proc
+    // reading (shared for 40 ms) did not hold the new group, which was SIGKILLed at once, its
+    // cleanup (a trap, a `finally`, mlflow.end_run) never run.
+    // The first group runs on after SIGTERM, so its polls read /proc (its first 20 ms after its end).
+    const first = spawn("sh", ["-c", "trap '' TERM; sleep 30 & trap '' TERM; wait"], { detached: true, stdio: "ignore" });
+    await sleep(200);
+    const ending = endProcessGroup(first.pid!, 1000);
+    const ends: Array<Promise<NodeJS.Signals | null>> = [];
+    for (const wait of [25, 10, 10, 10, 10]) {
+      await sleep(wait);
+      // Ends at SIGTERM: by its trap (0.3 s of cleanup), or by the signal if it comes before the trap is set.
+      const second = spawn("sh", ["-c", "trap 'sleep 0.3; exit 0' TERM; sleep 30 & wait"], { detached: true, stdio: "ignore" });
+      ends.push(new Promise((resolve) => second.once("exit", (_code, signal) => resolve(signal))));
+      void endProcessGroup(second.pid!, 3000);
+    }
+    await ending;
+    expect(await Promise.all(ends)).not.toContain("SIGKILL");
+  });
+
   it("a group with a member that runs on after SIGTERM is killed at the grace's end, as before", async () => {
     const leader = spawn("sh", ["-c", "trap '' TERM; sleep 30 & trap '' TERM; wait"], { detached: true, stdio: "ignore" });
     await sleep(200);

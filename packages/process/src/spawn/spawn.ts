@@ -271,14 +271,17 @@ function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
 
 /**
  * The process groups that have a member which is not a zombie, read from /proc (Linux); undefined
- * where there is no /proc to read. One reading serves every group polled within
- * {@link PROC_READING_MS}: a cancelled map ends its items' groups all at once.
+ * where there is no /proc to read, or where it does not show this process itself (a sandbox that
+ * hides other processes' stat files would make every group look dead). One reading serves every
+ * group polled within {@link PROC_READING_MS} whose end began before the reading did (`since`):
+ * a cancelled map ends its items' groups all at once; a group started after a reading is not in it.
  */
 let procReading: { at: number; groups: Promise<Set<number> | undefined> } | undefined;
 const PROC_READING_MS = 40;
 
-function groupsWithLiveMembers(): Promise<Set<number> | undefined> {
-  if (procReading && performance.now() - procReading.at < PROC_READING_MS) return procReading.groups;
+function groupsWithLiveMembers(since: number): Promise<Set<number> | undefined> {
+  if (procReading && procReading.at >= since && performance.now() - procReading.at < PROC_READING_MS) return procReading.groups;
+  const at = performance.now();
   const groups = (async () => {
     let pids: string[];
     try {
@@ -287,17 +290,22 @@ function groupsWithLiveMembers(): Promise<Set<number> | undefined> {
       return undefined;
     }
     const live = new Set<number>();
+    const self = String(process.pid);
+    let sawSelf = false;
     await Promise.all(
       pids.map(async (pid) => {
         // `pid (comm) state ppid pgrp ...`: comm may hold spaces and parentheses, so read after its last `)`.
         const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
         const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        if (state !== undefined && state !== "Z" && state !== "X" && pgrp !== undefined) live.add(Number(pgrp));
+        if (state !== undefined && state !== "Z" && state !== "X" && pgrp !== undefined) {
+          live.add(Number(pgrp));
+          if (pid === self) sawSelf = true;
+        }
       }),
     );
-    return live;
+    return sawSelf ? live : undefined;
   })();
-  procReading = { at: performance.now(), groups };
+  procReading = { at, groups };
   return groups;
 }
 
@@ -306,11 +314,12 @@ function groupsWithLiveMembers(): Promise<Set<number> | undefined> {
  * died but is not yet reaped (a zombie): a task's `sleep`, orphaned when its shell died at
  * SIGTERM, waits for PID 1 to reap it, which a container's or a VM's init does seconds later, and
  * Cairn said the task "did not exit on SIGTERM" of a group with nothing left running. Where
- * /proc cannot be read (macOS), a zombie counts as a member, as before.
+ * /proc cannot be read (macOS), a zombie counts as a member, as before. `since`: when the group's
+ * end began (performance.now()); only a /proc reading begun after it is used.
  */
-async function groupState(pgid: number): Promise<"gone" | "zombies" | "running"> {
+async function groupState(pgid: number, since: number): Promise<"gone" | "zombies" | "running"> {
   if (!signalGroup(pgid, 0)) return "gone";
-  return ((await groupsWithLiveMembers())?.has(pgid) ?? true) ? "running" : "zombies";
+  return ((await groupsWithLiveMembers(since))?.has(pgid) ?? true) ? "running" : "zombies";
 }
 
 /**
@@ -323,6 +332,7 @@ async function groupState(pgid: number): Promise<"gone" | "zombies" | "running">
  * on purpose meanwhile (`process.exit`) still kills the group, through the exit hook.
  */
 export function endProcessGroup(pgid: number, graceMs = DEFAULT_GRACE_MS): Promise<void> {
+  const since = performance.now();
   if (!signalGroup(pgid, "SIGTERM")) {
     forgetGroup(pgid);
     return Promise.resolve();
@@ -331,7 +341,7 @@ export function endProcessGroup(pgid: number, graceMs = DEFAULT_GRACE_MS): Promi
   const deadline = Date.now() + graceMs;
   return new Promise((resolve) => {
     const poll = async () => {
-      const state = await groupState(pgid);
+      const state = await groupState(pgid, since);
       if (state !== "running") {
         // The zombies hold the group's id, so no other group can have it yet.
         if (state === "zombies") signalGroup(pgid, "SIGKILL");
