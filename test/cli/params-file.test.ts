@@ -68,6 +68,29 @@ describe("cairn run --params-file", () => {
     expect(await said("proto.json")).toContain("got `__proto__`: it cannot be a param's name");
   });
 
+  it("refuses an alias to no anchor, a value that holds itself and bytes (exit 2, no stack, nothing of the file quoted); takes JSON after a byte-order mark", async () => {
+    const cwd = await folderWith({
+      "alias.yaml": "dates: *SECRETTOKEN123\n",
+      "cycle.yaml": "dates: &x [*x]\n",
+      "bytes.yaml": "dates: !!binary aGVsbG8=\n",
+      "bom.json": '\uFEFF{"dates": ["2026-01-01"]}',
+    });
+    const said = async (file: string) => {
+      const r = await cairn(["run", lists, "--no-tracking", "--params-file", file], { cwd });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      return r.stderr;
+    };
+    const alias = await said("alias.yaml");
+    expect(alias).toContain("UsageError: The params file alias.yaml (--params-file) is not valid YAML: an alias (`*name`) names no anchor (`&name`) before it");
+    expect(alias).not.toContain("SECRETTOKEN123");
+    expect(await said("cycle.yaml")).toContain("UsageError: The params file cycle.yaml (--params-file) holds a value that holds itself (an alias inside its own anchor), which no param value can be.");
+    expect(await said("bytes.yaml")).toContain("holds a `!!binary` value (bytes)");
+    const bom = await cairn(["run", lists, "--json", "--no-tracking", "--params-file", "bom.json"], { cwd });
+    expect(bom.code, bom.stderr).toBe(0);
+    expect(outputsOf(bom)).toEqual({ out: { dates: ["2026-01-01"], run: "20260101", note: "none" } });
+  });
+
   it("is taken by plan and explain as by run", async () => {
     const cwd = await folderWith({ "params.yml": "dates: [a]\n" });
     const plan = await cairn(["plan", lists, "--no-tracking", "--params-file", "params.yml", "--json"], { cwd });

@@ -43,7 +43,8 @@ export function readParamsFile(file: string): ParamsFile {
 
 function fromJson(file: string, text: string): unknown {
   try {
-    return JSON.parse(text);
+    // A byte-order mark, as Windows editors and PowerShell 5's `Out-File -Encoding utf8` write one, is no content.
+    return JSON.parse(text.replace(/^\uFEFF/, ""));
   } catch (error) {
     // Node 22 adds "(line 1 column 5)" itself; the place is said once, counted here.
     const reason = jsonSyntaxError(text, error).replace(/\s*\(line \d+ column \d+\)$/, "");
@@ -61,7 +62,33 @@ function fromYaml(file: string, text: string): unknown {
     const reason = error.message.split("\n")[0]!.replace(/:$/, "");
     throw new UsageError(`The params file ${file} (--params-file) is not valid YAML: ${reason}. Fix it; a file not named .yaml or .yml is read as JSON.`, { cause: error });
   }
-  return doc.toJS();
+  let values: unknown;
+  try {
+    values = doc.toJS({ maxAliasCount: 1000 });
+  } catch (error) {
+    // An alias to no anchor (`*token`), one that expands too far: said by place, never quoting the file.
+    const at = (error as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
+    const kind = error instanceof ReferenceError ? "an alias (`*name`) names no anchor (`&name`) before it" : "its aliases cannot be read as values";
+    throw new UsageError(`The params file ${file} (--params-file) is not valid YAML: ${kind}${at ? ` (line ${at.line}, column ${at.col})` : ""}. Fix it; a file not named .yaml or .yml is read as JSON.`);
+  }
+  // An alias inside its own anchor (`a: &x [*x]`) is a cycle, which no param value can be; a `!!binary` is bytes.
+  const refused = unfitYamlValue(values, new Set());
+  if (refused) throw new UsageError(`The params file ${file} (--params-file) holds ${refused}, which no param value can be. Write the value out.`);
+  return values;
+}
+
+/** What in `value` a param cannot hold (a cycle, bytes), in words, or undefined. */
+function unfitYamlValue(value: unknown, open: Set<unknown>): string | undefined {
+  if (value instanceof Uint8Array) return "a `!!binary` value (bytes)";
+  if (typeof value !== "object" || value === null) return undefined;
+  if (open.has(value)) return "a value that holds itself (an alias inside its own anchor)";
+  open.add(value);
+  for (const item of value instanceof Map ? value.values() : Object.values(value)) {
+    const found = unfitYamlValue(item, open);
+    if (found) return found;
+  }
+  open.delete(value);
+  return undefined;
 }
 
 /** `line 2, column 5` of the character at `position` (both from 1). */

@@ -34,7 +34,7 @@ export async function parseParams(definition: FlowDefinition, pairs: readonly st
     }
     const value = pair.slice(eq + 1);
     // As the flags refuse `--task ""`: `-p date=$DATE` with DATE unset ran with "" without a word.
-    if (value.trim() === "") {
+    if (value === "") {
       throw new UsageError(
         `Expected \`-p ${name}=VALUE\` to have a value, got an empty one (\`-p ${name}=${value}\`), often a shell variable that is not set. ` +
           `Give a value, or leave -p ${name} out for its default; to pass an empty string on purpose, write it as JSON: -p '${name}=""'.`,
