@@ -339,7 +339,7 @@ With MLFLOW_TRACKING_URI, entries are also kept in each experiment's index on th
 finds a key the store lacks: clear and prune remove the index entries of the keys they remove (clear
 --task: every entry of that task, also of keys the store never had); ls lists the store only.
 --task NAME takes a task's name as ls lists it (a map's items are under their task's name); clear of a
-NAME the store has no entry of but one close to it (a typo) is refused, exit 2.
+NAME the store has no entry of but one close to it (a typo) warns on stderr; exit 0.
 Durations: a number and ms, s, m, h, d or w (500ms, 30m, 12h, 7d). Sizes: a number and B, KB, MB, GB
 or TB, powers of 1024 (500MB, 5GB). Anything else is refused and nothing is removed.`,
   show: `Usage: cairn show RUN_ID [--json] [--experiment NAME] [--root DIR]
@@ -1499,7 +1499,7 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
       const removed = await store.clear(filter);
       const task = values.task;
       // The store's count is said once the index's is known: nothing removed from either, for a name
-      // close to one the store holds, is a typo, refused (exit 2) rather than "Removed 0".
+      // close to one the store holds, is a likely typo, warned of with the names rather than a bare "Removed 0".
       let held = "";
       const out = task === undefined || removed > 0 ? stdout : new Writable({ write: (chunk, _encoding, done) => done(void (held += String(chunk))) });
       const said = `Removed ${removed} cache entr${removed === 1 ? "y" : "ies"}${task !== undefined ? ` of task "${task}"` : ""} from ${store.location}.`;
@@ -1508,8 +1508,10 @@ async function cacheCommand(args: string[], stdout: Writable, stderr: Writable, 
       code = index.code;
       if (out !== stdout) {
         const names = await storedTaskNames(store);
+        // Close to a name it holds (a typo, or a node's id): a warning, not a refusal, as a cleanup script
+        // may clear a new task (`train2`, `load-2`) that has no entry yet. Nothing to do is exit 0.
         if (index.removed === 0 && closestNames(task!, names).length) {
-          throw new UsageError(`Removed nothing: no cache entries of task "${printableLine(task!)}" in the cache at ${store.location}${tracker ? " nor in the experiments' indexes" : ""}. ${taskNamesWords(task!, names)}`);
+          stderr.write(`cairn: warning: removed nothing: no cache entries of task "${printableLine(task!)}" in the cache at ${store.location}${tracker ? " nor in the experiments' indexes" : ""}. ${taskNamesWords(task!, names)}\n`);
         }
         stdout.write(`${said}${index.removed === 0 ? ` ${taskNamesWords(task!, names)}` : ""}\n${held}`);
       }
