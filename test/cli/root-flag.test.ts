@@ -92,6 +92,15 @@ describe("--root that does not exist, given to a command that reads: exit 2 nami
     // The folder that is there reads as before.
     expect((await cairn(["runs", "--root", ".cairn"], { cwd })).code).toBe(0);
   });
+
+  it("explain takes a --root not made yet when its runs and indexes are on an MLflow server, as plan does", async () => {
+    // A fresh CI checkout: no state folder yet, the history on the server (here none answers: what is said is the server's, not the root's).
+    const fresh = await tmp("cairn-cli-root-server-");
+    const r = await cairn(["explain", ok, "double", "--root", "./state"], { cwd: fresh, env: { MLFLOW_TRACKING_URI: "http://127.0.0.1:9" } });
+    expect(r.stderr).not.toContain("does not exist, so there are no");
+    expect(r.stderr).toContain("127.0.0.1:9");
+    expect(r.code).toBe(3);
+  });
 });
 
 describe("cairn run --root: checked before the flow is loaded", () => {

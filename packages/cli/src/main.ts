@@ -774,7 +774,8 @@ async function runCommand(args: string[], io: Required<Pick<CliIo, "stdout" | "s
     throw new UsageError(`Expected --failure-policy to be fail-fast or continue, got "${policy}"${meantOf(policy, ["fail-fast", "continue"])}.`);
   }
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
-  const stillRunningMs = stillRunningFromEnv(io.env);
+  // Read for the plain lines only: under --json no such line is printed, so nothing of it can be wrong.
+  const stillRunningMs = values.json ? 0 : stillRunningFromEnv(io.env);
   const paramsFile = values["params-file"] === undefined ? undefined : readParamsFile(values["params-file"]);
   // Before the flow loads: a bad --root is cheaper to fix than a broken flow file, and none of the flow's code runs for it.
   const root = values.root;
@@ -1304,7 +1305,7 @@ async function explainCommand(args: string[], stdout: Writable, stderr: Writable
   if (!taskName) throw new UsageError("Expected a flow file and a task: cairn explain FILE TASK.");
   if (positionals.length > 2) throw new UsageError(`Expected one task: cairn explain FILE TASK; got ${positionals.length - 1} (${positionals.slice(1).map((p) => `"${p}"`).join(", ")}). Explain them one at a time.`);
   // A --root that is not there (a typo) would explain every task as never run; the cache may be elsewhere (CAIRN_CACHE_URL).
-  if (values.root !== undefined) await (env.CAIRN_CACHE_URL ? checkRoot(values.root, "read") : checkRootToRead(values.root, "cache entries or runs"));
+  if (values.root !== undefined) await (env.CAIRN_CACHE_URL || trackingUriOf({ env }) ? checkRoot(values.root, "read") : checkRootToRead(values.root, "cache entries or runs"));
   const secrets = values.secrets ? readSecrets(values.secrets) : undefined;
   const paramsFile = values["params-file"] === undefined ? undefined : readParamsFile(values["params-file"]);
   const flow = await loadFlow(file, { importFlow, usage: "cairn explain flow.ts TASK" });
@@ -2378,7 +2379,7 @@ const STILL_RUNNING_MS = 60_000;
  */
 function stillRunningFromEnv(env: NodeJS.ProcessEnv): number {
   const raw = env.CAIRN_STILL_RUNNING_MS;
-  if (raw === undefined || raw === "") return STILL_RUNNING_MS;
+  if (raw === undefined || raw.trim() === "") return STILL_RUNNING_MS;
   const n = Number(raw);
   if (!/^\d+$/.test(raw.trim()) || n > LONGEST_TIMER_MS) {
     throw new UsageError(

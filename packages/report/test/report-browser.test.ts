@@ -293,6 +293,11 @@ describe("cairn report's errors", () => {
     const empty = await cairn(["report", "--root", join(dir, "nothing-here")]);
     expect(empty.code).toBe(2);
     expect(empty.stderr).toMatch(/Expected --root to name the folder a run used .*nothing-here.* does not exist, so there are no runs there\. cd to the project folder/);
+    // A root that is there but holds no run yet.
+    await mkdir(join(dir, "no-runs-yet"));
+    const none = await cairn(["report", "--root", join(dir, "no-runs-yet")]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/Expected a flow run to report on, found none in .*no-runs-yet.*Run a flow first/);
     const bad = await cairn(["report", "--root", join(dir, ".cairn"), "--out", join(dir, "no", "such", "folder", "r.html")]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/Cannot write the report to .*r\.html: ENOENT.*Pass --out FILE in a folder you can write to/);
