@@ -5,6 +5,7 @@
  * that never started (failed before its run existed, skipped, cancelled), recorded already
  * over, so that every node of the flow has a run whatever happened to it.
  */
+import { createHash } from "node:crypto";
 import { basename, dirname, resolve as resolvePath } from "node:path";
 import { inspect } from "node:util";
 import { CairnError, type CacheEntry } from "@cairn/cache";
@@ -43,6 +44,7 @@ export interface RecordScope {
  */
 export interface LongInputs {
   readonly objects: WeakMap<object, { runId: string; input: string }>;
+  /** By the string's SHA-256: a map over many long strings does not hold them all until the flow ends. */
   readonly strings: Map<string, { runId: string; input: string }>;
 }
 
@@ -497,8 +499,9 @@ export function logInputs(recorder: RunRecorder, inputs: Record<string, unknown>
 /** Where `value` was first written whole in this flow run, else undefined once it is noted as written by `here`. */
 function firstWritten(written: LongInputs, value: unknown, here: { runId: string; input: string }): { runId: string; input: string } | undefined {
   if (typeof value === "string") {
-    const seen = written.strings.get(value);
-    if (!seen) written.strings.set(value, here);
+    const digest = createHash("sha256").update(value).digest("base64");
+    const seen = written.strings.get(digest);
+    if (!seen) written.strings.set(digest, here);
     return seen;
   }
   if (typeof value !== "object" || value === null) return undefined;
