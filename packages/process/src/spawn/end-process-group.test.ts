@@ -10,7 +10,7 @@
 import { spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { endProcessGroup } from "./spawn.ts";
@@ -18,22 +18,10 @@ import { endProcessGroup } from "./spawn.ts";
 /**
  * The leader forks a holder, which forks a child and leaves the group; the child exits at once
  * and stays a zombie (its parent, the holder, sleeps and never waits), the group's only member
- * besides the leader. The holder writes its pid and the zombie's, then sleeps.
+ * besides the leader. The holder writes its pid and the zombie's, then sleeps. The same script
+ * serves the CLI's test of a cancel (test/cli/cancel-zombie.test.ts).
  */
-const LEADER = `
-import os, sys, time
-holder = os.fork()
-if holder == 0:
-    child = os.fork()
-    if child == 0:
-        os._exit(0)
-    os.setpgid(0, 0)
-    with open(sys.argv[1], "w") as f:
-        f.write("%d %d" % (os.getpid(), child))
-    time.sleep(60)
-    os._exit(0)
-time.sleep(60)
-`;
+const LEADER = resolve(import.meta.dirname, "../../../../test/cli/fixtures/zombie-holder.py");
 
 /** The pids of group `pgid`'s members that are not zombies. */
 async function runningMembers(pgid: number): Promise<number[]> {
@@ -60,7 +48,7 @@ describe.skipIf(process.platform !== "linux")("endProcessGroup", () => {
   it("a group left with a zombie alone is gone: resolved at once, not after the grace", async () => {
     const dir = await mkdtemp(join(tmpdir(), "cairn-zombie-group-"));
     const pids = join(dir, "pids");
-    const leader = spawn("python3", ["-c", LEADER, pids], { detached: true, stdio: "ignore" });
+    const leader = spawn("python3", [LEADER, pids], { detached: true, stdio: "ignore" });
     const exited = new Promise((resolve) => leader.once("exit", resolve));
     let text = "";
     for (let i = 0; i < 100 && !/^\d+ \d+$/.test(text); i++) {
