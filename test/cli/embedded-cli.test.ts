@@ -275,3 +275,28 @@ describe("CAIRN_NO_AUTORUN is read as a switch", () => {
   });
 });
 
+
+describe("cli() called twice in one app process with CAIRN_QUEUE in its environment", () => {
+  // The first call took the variable out of process.env (so that task processes do not inherit it):
+  // the second found no queue, a `run` ran every task here without a word, `workers` was refused.
+  it("the second call uses the same queue as the first", async () => {
+    const dir = await tmp("cairn-embed-queue-");
+    await symlink(join(repo, "node_modules"), join(dir, "node_modules"));
+    await writeFile(join(dir, "package.json"), `{ "type": "module" }\n`);
+    await writeFile(
+      join(dir, "app.ts"),
+      `
+      import { cli } from "cairn-dag";
+      console.log("[app] first " + await cli(["workers"]));
+      console.log("[app] env " + (process.env.CAIRN_QUEUE === undefined ? "unset" : "set"));
+      console.log("[app] second " + await cli(["workers"]));
+    `,
+    );
+    // Nothing listens on port 9: each call is the queue's refusal (exit 3), not "no queue" (exit 2).
+    const exit = await start(process.execPath, ["--import", "tsx", "app.ts"], { cwd: dir, env: childEnv({ CAIRN_QUEUE: "redis://127.0.0.1:9" }) }).done;
+    expect(exit.stdout, exit.stderr).toContain("[app] first 3");
+    expect(exit.stdout).toContain("[app] env unset");
+    expect(exit.stdout).toContain("[app] second 3");
+    expect(exit.stderr).not.toMatch(/UsageError/);
+  });
+});

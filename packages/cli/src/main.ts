@@ -1062,10 +1062,18 @@ async function workerCommand(args: string[], io: Required<Pick<CliIo, "stdout" |
  * leaves `process.env` (when it is the command's env), so that task processes do not inherit it.
  */
 function queueUrlOf(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
-  const fromEnv = env.CAIRN_QUEUE?.trim() ? env.CAIRN_QUEUE : undefined;
-  if (env === process.env) delete process.env.CAIRN_QUEUE;
+  let fromEnv = env.CAIRN_QUEUE?.trim() || undefined;
+  if (env === process.env) {
+    // Kept for the process's later commands (an app that calls cli() again), as its environment was.
+    if (fromEnv !== undefined) queueFromProcessEnv = fromEnv;
+    else fromEnv = queueFromProcessEnv;
+    delete process.env.CAIRN_QUEUE;
+  }
   return flag ?? fromEnv;
 }
+
+/** CAIRN_QUEUE as this process's environment held it, once read and taken out of it (see queueUrlOf). */
+let queueFromProcessEnv: string | undefined;
 
 /**
  * Resolves, with what asked, once the worker is to stop: `io.signal` aborted, `also` resolved (the

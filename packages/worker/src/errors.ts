@@ -69,7 +69,7 @@ export class QueueAuthError extends CairnError {
           : `Check the user name and password in the URL against Redis's (requirepass, or the ACL user's), percent-encoded (%40 for @, %23 for #, %25 for %).`;
     super(
       `The queue's Redis at ${shown} refused ${reply === "NOPERM" ? "what its user may do" : "its password or user name"} while trying to ${operation} (${answer}). ` +
-        `${fix} Give the URL in CAIRN_QUEUE rather than --queue, which other processes of the machine can read. Try it with redis-cli -u ${shown} ping (with the real password). Retrying does not help.`,
+        `${fix} (A URL given with --queue, not in CAIRN_QUEUE, is on the command line, which other processes of the machine can read.) Try it with redis-cli -u ${shown} ping (with the real password). Retrying does not help.`,
     );
     this.reply = reply;
   }
