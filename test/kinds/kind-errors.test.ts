@@ -127,6 +127,8 @@ describe("a project kind whose inputFiles throws", () => {
     expect(plan.stdout).toMatch(/^d\s+runs\s+its key cannot be made before running: ENOENT.*'nope\.csv'$/m);
     expect(plan.stdout).toMatch(/^other\s+runs\s+no cache entry/m);
 
+    // explain refuses a --root that is not there (a typo would explain every task as never run): the state folder a run makes.
+    await mkdir(join(dir, ".cairn"), { recursive: true });
     const explain = await cairn("explain", "missing.flow.ts", "d", "--no-tracking");
     expect(explain.code, explain.stderr).toBe(0);
     expect(explain.stdout, explain.stdout).toMatch(/its key cannot be made before running: ENOENT.*'nope\.csv'/);

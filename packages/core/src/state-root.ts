@@ -98,6 +98,8 @@ async function stateFoldersProblem(root: string, use: RootUse): Promise<string |
       if (!denied) continue;
       const can = use === "read" ? "read" : "written to";
       const chmod = use === "read" ? "rX" : "rwX";
+      // No chmod opens a read-only file system: the store belongs on a writable one.
+      if (denied.code === "EROFS") return `${path} cannot be ${can} (${errorText(denied)}): its file system is read-only; point the store at a writable folder`;
       return (
         `${path} cannot be ${can} by ${currentUser()} (${errorText(denied)}; it is uid ${found.uid}'s, mode ${(found.mode & 0o777).toString(8).padStart(4, "0")}), ` +
         `and every folder under the root must be usable by each user that runs Cairn on it: as its owner, \`chmod -R a+${chmod}\` the root ` +
