@@ -169,7 +169,7 @@ export function keyDifferences(theirs: unknown, mine: TaskKey): string[] {
   const m = mine.ingredients as unknown as Record<string, unknown>;
   const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
   const out: string[] = [];
-  for (const part of ["schemaVersion", "taskName", "taskVersion", "code", "codeFiles", "environment"]) if (!same(t[part], m[part])) out.push(part === "code" ? "code" : part);
+  for (const part of ["schemaVersion", "taskName", "taskVersion", "code", "codeFiles", "environment"]) if (!same(t[part], m[part])) out.push(part);
   for (const group of ["inputs", "params", "env"] as const) {
     const a = (t[group] && typeof t[group] === "object" ? t[group] : {}) as Record<string, unknown>;
     const b = (m[group] && typeof m[group] === "object" ? m[group] : {}) as Record<string, unknown>;
